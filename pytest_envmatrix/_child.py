@@ -1,0 +1,95 @@
+"""The child side: runs pytest inside one matrix environment.
+
+Started by the parent as ``<env python> _child.py PLAN.json``. It imports only
+the standard library and pytest, so nothing of the plugin (nor packaging,
+virtualenv, ...) has to be installed in the environment under test, and
+nothing of the parent's site-packages is on its path.
+
+The plan names the items to run (parent node ids) and, per test function, the
+one combination to parametrize it with, so node ids here equal the parent's.
+Every report goes back through pytest's own ``pytest_report_to_serializable``
+as one JSON line appended to the plan's event file, flushed at once so the
+parent can read results while the child is still running and keeps what a
+crashing child managed to report.
+"""
+
+import json
+import os
+import sys
+
+if __name__ == "__main__":
+    # sys.path[0] is this file's folder, the plugin package: the tests must not import from it
+    _here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _here:
+        del sys.path[0]
+
+import pytest  # noqa: E402
+
+_MARKER_HELP = "envmatrix(**axes, deps=[], python=[], exclude=[]): run this test in each combination of the axes."
+
+
+class ChildPlugin:
+    def __init__(self, plan):
+        self.wanted = set(plan["nodeids"])
+        self.combinations = plan["combinations"]
+        self.events = open(plan["events"], "a", encoding="utf-8")
+        self.config = None
+
+    def _send(self, event, **data):
+        self.events.write(json.dumps({"event": event, **data}) + "\n")
+        self.events.flush()
+
+    def _serialize(self, report):
+        return self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+
+    def pytest_configure(self, config):
+        self.config = config
+        config.addinivalue_line("markers", _MARKER_HELP)
+
+    @pytest.fixture(autouse=True)
+    def envmatrix_combination(self, request):
+        """The combination this item runs in (axis name → value)."""
+        return getattr(request, "param", None)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_generate_tests(self, metafunc):
+        combination = self.combinations.get(metafunc.definition.nodeid)
+        if combination is not None:
+            metafunc.parametrize("envmatrix_combination", [combination["values"]], ids=[combination["id"]])
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        keep = [item for item in items if item.nodeid in self.wanted]
+        drop = [item for item in items if item.nodeid not in self.wanted]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+    def pytest_collection_finish(self, session):
+        self._send("collected", nodeids=[item.nodeid for item in session.items])
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self._send("collectreport", report=self._serialize(report))
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self._send("logstart", nodeid=nodeid)
+
+    def pytest_runtest_logreport(self, report):
+        self._send("logreport", report=self._serialize(report))
+
+    def pytest_sessionfinish(self, exitstatus):
+        self._send("sessionfinish", exitstatus=int(exitstatus))
+        self.events.close()
+
+
+def main(argv):
+    with open(argv[0], encoding="utf-8") as f:
+        plan = json.load(f)
+    if plan.get("cwd_on_sys_path"):
+        sys.path.insert(0, os.getcwd())
+    return pytest.main(plan["args"], plugins=[ChildPlugin(plan)])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,183 @@
+"""The on-disk cache of built environments.
+
+An environment lives at ``<cache>/envs/<key>``. Virtualenvs are not
+relocatable, so it is built in place, under a per-key file lock, and the
+completion mark (``envmatrix.json``) is written last and atomically. A
+directory without a valid mark is never trusted: it is removed and rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from .recipe import Recipe
+
+MARK = "envmatrix.json"
+LAST_USED = "envmatrix-last-used"
+_KEY_CHARS = 16  # of the sha256: short enough for shebang lines, long enough never to collide here
+
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by pytest-envmatrix.\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+
+
+class BuildError(Exception):
+    """An environment could not be built; carries what the user needs to see why."""
+
+    def __init__(self, summary: str, command: list[str] | None = None, output: str = "") -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.command = command
+        self.output = output
+
+    def __str__(self) -> str:
+        lines = [self.summary]
+        if self.command:
+            lines.append("command: " + " ".join(self.command))
+        tail = self.output.strip().splitlines()[-40:]
+        if tail:
+            lines.append("output (last lines):")
+            lines.extend("    " + line for line in tail)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BuiltEnv:
+    path: Path
+    python: Path
+    key: str
+    reused: bool  # False when this call built it
+    seconds: float  # spent building (0 when reused)
+
+
+class EnvCache:
+    def __init__(self, root: Path, lock_timeout: float = 1800) -> None:
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+
+    def env_dir(self, recipe: Recipe) -> Path:
+        return self.root / "envs" / recipe.key[:_KEY_CHARS]
+
+    def lookup(self, recipe: Recipe) -> BuiltEnv | None:
+        """The complete environment for ``recipe``, or None; takes no lock and starts nothing."""
+        path = self.env_dir(recipe)
+        try:
+            mark = json.loads((path / MARK).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if mark.get("key") != recipe.key:
+            return None
+        python = path / mark.get("env_python", "")
+        if not python.is_file():
+            return None
+        return BuiltEnv(path, python, recipe.key, reused=True, seconds=0.0)
+
+    def ensure(self, recipe: Recipe, rebuild: bool = False) -> BuiltEnv:
+        """Reuse the environment for ``recipe`` or build it; at most one process builds it."""
+        if not rebuild:
+            found = self.lookup(recipe)
+            if found:
+                self._touch(found.path)
+                return found
+        self._prepare_root()
+        lock_path = self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"
+        with FileLock(str(lock_path), timeout=self.lock_timeout):
+            if not rebuild:
+                # another process may have built it while we waited for the lock
+                found = self.lookup(recipe)
+                if found:
+                    self._touch(found.path)
+                    return found
+            return self._build(recipe)
+
+    def _build(self, recipe: Recipe) -> BuiltEnv:
+        path = self.env_dir(recipe)
+        start = time.monotonic()
+        if path.exists() or path.is_symlink():
+            _remove(path)
+        try:
+            python = self._create(recipe, path)
+            self._install(recipe, python)
+            seconds = time.monotonic() - start
+            self._write_mark(recipe, path, python, seconds)
+        except BaseException:
+            _remove(path)
+            raise
+        self._touch(path)
+        return BuiltEnv(path, python, recipe.key, reused=False, seconds=seconds)
+
+    def _create(self, recipe: Recipe, path: Path) -> Path:
+        from virtualenv import cli_run
+
+        args = [str(path), "--python", recipe.interpreter.executable, "--no-periodic-update", "--activators", ""]
+        args += ["--no-setuptools"] if recipe.installer.needs_seed else ["--no-seed"]
+        # an explicit env keeps VIRTUALENV_* settings of the user's shell out of our environments
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUALENV_")}
+        try:
+            session = cli_run(args, setup_logging=False, env=env)
+        except (Exception, SystemExit) as exc:
+            raise BuildError(f"creating the virtualenv failed: {exc}", ["virtualenv", *args]) from exc
+        return Path(session.creator.exe)
+
+    def _install(self, recipe: Recipe, python: Path) -> None:
+        editable = recipe.project.root if recipe.project else None
+        command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index)
+        env = dict(os.environ)
+        env["VIRTUAL_ENV"] = str(python.parent.parent)
+        env.pop("PYTHONHOME", None)
+        try:
+            proc = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+            )
+        except OSError as exc:
+            raise BuildError(f"could not start {recipe.installer.name}: {exc}", command) from exc
+        if proc.returncode != 0:
+            output = proc.stdout.decode("utf-8", "replace")
+            raise BuildError(
+                f"{recipe.installer.name} could not install {recipe.spec.label} (exit code {proc.returncode})",
+                command,
+                output,
+            )
+
+    def _write_mark(self, recipe: Recipe, path: Path, python: Path, seconds: float) -> None:
+        mark = {
+            "key": recipe.key,
+            "env_python": str(python.relative_to(path)),
+            "built_at": time.time(),
+            "build_seconds": round(seconds, 3),
+            **recipe.describe(),
+        }
+        tmp = path / f".{MARK}.tmp"
+        tmp.write_text(json.dumps(mark, indent=2), encoding="utf-8")
+        os.replace(tmp, path / MARK)
+
+    def _touch(self, path: Path) -> None:
+        try:
+            (path / LAST_USED).touch()
+        except OSError:
+            pass  # a read-only cache still works; it only cannot be pruned by age
+
+    def _prepare_root(self) -> None:
+        for sub in ("envs", "locks"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        tag = self.root / "CACHEDIR.TAG"
+        if not tag.exists():
+            tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
+            (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""The installers that fill an environment: uv when it is there, pip otherwise.
+
+Requirements always travel as separate arguments, never through a shell. The
+user's own installer settings (pip.conf, ``PIP_*``, ``UV_*``) are left in
+force; the ``--envmatrix-*`` index options are added on top of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    index_url: str | None = None
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def args(self) -> list[str]:
+        out = []
+        if self.index_url:
+            out += ["--index-url", self.index_url]
+        for link in self.find_links:
+            out += ["--find-links", link]
+        if self.no_index:
+            out.append("--no-index")
+        return out
+
+
+@dataclass(frozen=True)
+class Installer:
+    name: str  # "uv" or "pip"
+    executable: str | None = None  # the uv binary; pip runs from inside the environment
+
+    @property
+    def needs_seed(self) -> bool:
+        """pip must live in the environment it installs into; uv installs from outside."""
+        return self.name == "pip"
+
+    def command(
+        self, python: str, requirements: Sequence[str], editable: str | None, index: IndexOptions
+    ) -> list[str]:
+        """One install command, so the project, its dependencies and the pins resolve together."""
+        targets = [*(["-e", editable] if editable else []), *requirements]
+        if self.name == "uv":
+            return [self.executable or "uv", "pip", "install", "--python", python, "--compile-bytecode", *index.args(), *targets]
+        return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *index.args(), *targets]
+
+
+def find_uv() -> str | None:
+    """uv from its Python package (the ``uv`` extra) or from PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def resolve_installer(choice: str) -> Installer:
+    """``auto`` prefers uv; asking for uv where there is none is a usage error."""
+    if choice not in ("auto", "uv", "pip"):
+        raise ValueError(f"envmatrix installer must be auto, uv or pip, not {choice!r}")
+    if choice == "pip":
+        return Installer("pip")
+    uv = find_uv()
+    if uv:
+        return Installer("uv", uv)
+    if choice == "uv":
+        raise ValueError("envmatrix installer 'uv' was asked for, but uv is neither importable nor on PATH (pip install 'pytest-envmatrix[uv]')")
+    return Installer("pip")

@@ -1,0 +1,328 @@
+"""From ``envmatrix`` markers to the combinations a test runs in.
+
+Pure: no I/O, no processes. Everything the marker promises (axes, the
+cartesian product, ``deps``, ``python``, ``exclude``, merging of module, class
+and function markers, item ids) is decided here, so it can be tested without
+building a single environment.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import InvalidName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+PYTHON_AXIS = "python"
+
+
+class MarkerError(ValueError):
+    """An ``envmatrix`` marker that cannot be honoured; the message names the bad value."""
+
+
+def canonical_requirement(text: str) -> str:
+    """The one spelling of a requirement used for grouping and cache keys.
+
+    Two strings that ask for the same thing (``Scikit_Learn>=1`` and
+    ``scikit-learn >= 1``) give the same result; ``hash()`` of a Requirement
+    object would not survive across processes.
+    """
+    req = Requirement(text)
+    out = canonicalize_name(req.name)
+    if req.extras:
+        out += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
+    if req.url:
+        out += f" @ {req.url}"
+        if req.marker:
+            out += " "
+    else:
+        out += str(req.specifier)
+    if req.marker:
+        out += f"; {req.marker}"
+    return out
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One package axis at one value, e.g. ``numpy`` at ``1.26.4``."""
+
+    name: str  # as written in the marker: it is what the user sees in item ids
+    canonical: str
+    value: str  # as written
+    requirement: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.value}"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What one environment must hold. Equal specs share one environment."""
+
+    python: str | None  # interpreter request, e.g. "3.12"; None: the interpreter running pytest
+    requirements: tuple[str, ...]  # canonical and sorted
+
+    @property
+    def label(self) -> str:
+        """A short human name for messages: ``py3.12 numpy==1.26.4``."""
+        parts = [python_id(self.python)] if self.python else []
+        parts.extend(self.requirements)
+        return " ".join(parts) or "(no requirements)"
+
+    def names(self) -> set[str]:
+        return {canonicalize_name(Requirement(r).name) for r in self.requirements}
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One cell of a test's matrix."""
+
+    pins: tuple[Pin, ...]  # sorted by canonical name
+    python: str | None
+    env: EnvSpec
+
+    @property
+    def id(self) -> str:
+        parts = [python_id(self.python)] if self.python else []
+        parts.extend(pin.id for pin in self.pins)
+        return "-".join(parts)
+
+    def values(self) -> dict[str, str]:
+        """The combination as the test may see it: axis name as written → value."""
+        out = {pin.name: pin.value for pin in self.pins}
+        if self.python:
+            out[PYTHON_AXIS] = self.python
+        return out
+
+
+def python_id(request: str) -> str:
+    return f"py{request}" if request[:1].isdigit() else request
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    canonical: str
+    values: tuple[str, ...]
+
+
+@dataclass
+class Matrix:
+    """The merged markers of one test function."""
+
+    axes: dict[str, Axis] = field(default_factory=dict)  # canonical name → axis
+    python: tuple[str, ...] | None = None
+    deps: list[str] = field(default_factory=list)
+    exclude: list[dict[str, str]] = field(default_factory=list)
+
+    def combinations(self, base_deps: Sequence[str] = ()) -> list[Combination]:
+        """The cartesian product of the axes, less the excluded combinations.
+
+        ``base_deps`` are requirement lines every environment gets (the
+        ``envmatrix_deps`` ini option), already validated by the caller.
+        """
+        axes = sorted(self.axes.values(), key=lambda a: a.canonical)
+        pythons: Sequence[str | None] = self.python or (None,)
+        fixed = [canonical_requirement(r) for r in [*base_deps, *self.deps]]
+        result = []
+        for python in pythons:
+            for values in itertools.product(*(axis.values for axis in axes)):
+                pins = tuple(
+                    Pin(axis.name, axis.canonical, value, _pin_requirement(axis.canonical, value))
+                    for axis, value in zip(axes, values)
+                )
+                if self._excluded(pins, python):
+                    continue
+                requirements = tuple(sorted({*fixed, *(pin.requirement for pin in pins)}))
+                result.append(Combination(pins, python, EnvSpec(python, requirements)))
+        return result
+
+    def _excluded(self, pins: tuple[Pin, ...], python: str | None) -> bool:
+        current = {pin.canonical: _value_key(pin.value) for pin in pins}
+        if python is not None:
+            current[PYTHON_AXIS] = python
+        return any(all(current.get(k) == v for k, v in rule.items()) for rule in self.exclude)
+
+
+def build_matrix(marks: Iterable[tuple[tuple, Mapping]], where: str) -> Matrix:
+    """Merge markers given closest first (function, class, module).
+
+    Axes combine; for the same package (or ``python``) the closest marker wins.
+    ``deps`` and ``exclude`` accumulate. ``where`` names the test in errors.
+    """
+    matrix = Matrix()
+    for args, kwargs in marks:
+        axes, python, deps, exclude = _parse_one(args, kwargs, where)
+        for canonical, axis in axes.items():
+            matrix.axes.setdefault(canonical, axis)
+        if python is not None and matrix.python is None:
+            matrix.python = python
+        matrix.deps.extend(deps)
+        matrix.exclude.extend(exclude)
+    for rule in matrix.exclude:
+        for key in rule:
+            if key != PYTHON_AXIS and key not in matrix.axes:
+                known = ", ".join(sorted(a.name for a in matrix.axes.values()) + ([PYTHON_AXIS] if matrix.python else []))
+                raise MarkerError(f"{where}: envmatrix exclude names axis {key!r}, which the matrix does not have (axes: {known or 'none'})")
+            if key == PYTHON_AXIS and matrix.python is None:
+                raise MarkerError(f"{where}: envmatrix exclude names axis 'python', but no marker sets python=[...]")
+    return matrix
+
+
+def _parse_one(args: tuple, kwargs: Mapping, where: str):
+    named: dict[str, object] = {}
+    for arg in args:
+        if not isinstance(arg, Mapping):
+            raise MarkerError(
+                f"{where}: envmatrix takes axes as keywords or a dict of name → versions, not {arg!r}"
+            )
+        for key, value in arg.items():
+            if not isinstance(key, str):
+                raise MarkerError(f"{where}: envmatrix package name must be a string, not {key!r}")
+            named[key] = value
+    for key, value in kwargs.items():
+        if key in named:
+            raise MarkerError(f"{where}: envmatrix axis {key!r} is given twice")
+        named[key] = value
+
+    axes: dict[str, Axis] = {}
+    python = None
+    deps: list[str] = []
+    exclude: list[dict[str, str]] = []
+    for key, value in named.items():
+        if key == "deps":
+            deps = _parse_deps(value, where)
+        elif key == "exclude":
+            exclude = _parse_exclude(value, where)
+        elif key == PYTHON_AXIS:
+            python = _parse_python(value, where)
+        else:
+            canonical = _canonical_name(key, where)
+            if canonical in axes:
+                raise MarkerError(
+                    f"{where}: envmatrix axis {key!r} is the same package as {axes[canonical].name!r} (names compare canonicalized)"
+                )
+            axes[canonical] = Axis(key, canonical, _parse_versions(key, canonical, value, where))
+    return axes, python, deps, exclude
+
+
+def _canonical_name(name: str, where: str) -> str:
+    try:
+        return canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise MarkerError(f"{where}: envmatrix axis {name!r} is not a valid distribution name") from None
+
+
+def _as_list(value: object, what: str, where: str) -> list:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise MarkerError(f"{where}: envmatrix {what} must be a list of strings, not {value!r}")
+    if not value:
+        raise MarkerError(f"{where}: envmatrix {what} is an empty list")
+    return list(value)
+
+
+def _parse_versions(name: str, canonical: str, value: object, where: str) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for item in _as_list(value, f"axis {name!r}", where):
+        if not isinstance(item, str):
+            raise MarkerError(
+                f"{where}: envmatrix axis {name!r}: value {item!r} is a {type(item).__name__}, "
+                f"not a string (write {str(item)!r})"
+            )
+        text = item.strip()
+        try:
+            _pin_requirement(canonical, text)
+        except (InvalidSpecifier, InvalidRequirement, ValueError):
+            raise MarkerError(
+                f"{where}: envmatrix axis {name!r}: {item!r} is neither a version (e.g. '1.26.4') "
+                f"nor a version specifier (e.g. '>=2,<2.2')"
+            ) from None
+        key = _value_key(text)
+        if key in seen:
+            raise MarkerError(f"{where}: envmatrix axis {name!r}: {item!r} repeats {seen[key]!r}")
+        seen[key] = text
+    return tuple(seen.values())
+
+
+def _pin_requirement(canonical: str, value: str) -> str:
+    if not value:
+        raise ValueError("empty")
+    try:
+        return f"{canonical}=={Version(value)}"
+    except InvalidVersion:
+        return f"{canonical}{SpecifierSet(value)}"
+
+
+def _value_key(value: str) -> str:
+    """Compare values as the installer would: ``1.26.4`` equals ``1.26.04``."""
+    value = value.strip()
+    try:
+        return str(Version(value))
+    except InvalidVersion:
+        try:
+            return str(SpecifierSet(value))
+        except InvalidSpecifier:
+            return value
+
+
+def _parse_python(value: object, where: str) -> tuple[str, ...]:
+    out = []
+    for item in _as_list(value, "python", where):
+        if not isinstance(item, str) or not item.strip():
+            raise MarkerError(f"{where}: envmatrix python: {item!r} is not an interpreter version like '3.12'")
+        if item.strip() in out:
+            raise MarkerError(f"{where}: envmatrix python: {item!r} is listed twice")
+        out.append(item.strip())
+    return tuple(out)
+
+
+def _parse_deps(value: object, where: str) -> list[str]:
+    out = []
+    for item in _as_list(value, "deps", where):
+        if not isinstance(item, str):
+            raise MarkerError(f"{where}: envmatrix deps: {item!r} is not a requirement string")
+        try:
+            Requirement(item)
+        except InvalidRequirement as exc:
+            raise MarkerError(f"{where}: envmatrix deps: {item!r} is not a valid requirement ({exc})") from None
+        out.append(item)
+    return out
+
+
+def _parse_exclude(value: object, where: str) -> list[dict[str, str]]:
+    if isinstance(value, Mapping):
+        value = [value]
+    rules = []
+    for rule in _as_list(value, "exclude", where):
+        if not isinstance(rule, Mapping) or not rule:
+            raise MarkerError(f"{where}: envmatrix exclude: each entry must be a non-empty dict of axis → value, not {rule!r}")
+        parsed = {}
+        for key, val in rule.items():
+            if not isinstance(key, str) or not isinstance(val, str):
+                raise MarkerError(f"{where}: envmatrix exclude: {key!r}: {val!r} must map an axis name to a string value")
+            name = PYTHON_AXIS if key == PYTHON_AXIS else _canonical_name(key, where)
+            parsed[name] = val.strip() if name == PYTHON_AXIS else _value_key(val)
+        rules.append(parsed)
+    return rules
+
+
+def validate_requirement_lines(lines: Iterable[str], source: str) -> list[str]:
+    """Check requirement lines from configuration; the error names ``source``."""
+    out = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            Requirement(line)
+        except InvalidRequirement as exc:
+            raise MarkerError(f"{source}: {line!r} is not a valid requirement ({exc})") from None
+        out.append(line)
+    return out

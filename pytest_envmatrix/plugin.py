@@ -1,0 +1,63 @@
+"""pytest entry point: options, the marker, and the parametrization into combinations.
+
+Without ``--envmatrix`` a marked test runs once, in the current environment,
+as if the marker were absent (its arguments are still validated, so a typo
+shows up in the fast local loop too). With it, each marked test becomes one
+real item per combination through ``pytest_generate_tests``, so ``-k``,
+``--lf``, ``--junitxml`` and xdist need no special cases; the
+:class:`~pytest_envmatrix.session.EnvMatrixSession` then runs those items in
+their environments.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .matrix import MarkerError, build_matrix
+from .session import COMBINATION_ARG, EnvMatrixSession
+from .settings import Settings, add_options
+
+MARKER_HELP = (
+    "envmatrix(*{name: versions}, deps=[], python=[], exclude=[], **name_versions): "
+    "with --envmatrix, run this test once per combination of the given dependency versions, "
+    "each in its own cached virtualenv."
+)
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    settings = Settings.from_config(config)
+    config.stash[SETTINGS_KEY] = settings
+    if settings.expands:
+        try:
+            session = EnvMatrixSession(config, settings)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.pluginmanager.register(session, "envmatrix-session")
+
+
+@pytest.fixture(autouse=True)
+def envmatrix_combination(request: pytest.FixtureRequest):
+    """The combination an item runs in (axis name → value); None outside a matrix run."""
+    return getattr(request, "param", None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marks = [(mark.args, mark.kwargs) for mark in metafunc.definition.iter_markers("envmatrix")]
+    if not marks:
+        return
+    settings = metafunc.config.stash[SETTINGS_KEY]
+    try:
+        matrix = build_matrix(marks, where=metafunc.definition.nodeid)
+        combinations = matrix.combinations(settings.deps)
+    except MarkerError as exc:
+        raise pytest.Collector.CollectError(str(exc)) from None
+    if settings.expands:
+        metafunc.parametrize(COMBINATION_ARG, combinations, ids=[c.id for c in combinations])

@@ -1,0 +1,111 @@
+"""Everything that decides an environment's contents, and the cache key made of it.
+
+A :class:`Recipe` is an :class:`~pytest_envmatrix.matrix.EnvSpec` made
+concrete for this machine and this run: the interpreter found, pytest pinned,
+the project under test, the installer and its index options. Its key is a
+sha256 over a canonical JSON of all of that, so the on-disk name of an
+environment never contains a user string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+
+from .installer import IndexOptions, Installer
+from .interpreters import Interpreter
+from .matrix import EnvSpec
+
+# Bump when the layout of an environment or its completion mark changes.
+FORMAT_VERSION = 1
+
+_METADATA_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project under test, installed editable into every environment."""
+
+    root: str
+    digest: str  # of its build-metadata files: a new dependency means a new environment
+
+
+def detect_project(rootdir: Path, mode: str) -> Project | None:
+    """``auto``: install the rootdir when it is a buildable project; ``none``: never.
+
+    Any other value is a path to the project (relative to the rootdir).
+    """
+    if mode == "none":
+        return None
+    root = rootdir if mode == "auto" else (rootdir / mode).resolve()
+    if mode != "auto" and not _buildable(root):
+        raise ValueError(f"envmatrix_project = {mode}: {root} has no pyproject.toml with a [project] table and no setup.py")
+    if not _buildable(root):
+        return None
+    digest = hashlib.sha256()
+    for name in _METADATA_FILES:
+        path = root / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return Project(str(root), digest.hexdigest())
+
+
+def _buildable(root: Path) -> bool:
+    if (root / "setup.py").is_file():
+        return True
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return False
+    return "project" in data
+
+
+@dataclass(frozen=True)
+class Recipe:
+    spec: EnvSpec
+    interpreter: Interpreter
+    project: Project | None
+    installer: Installer
+    index: IndexOptions
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The spec's requirements, plus pytest at the parent's version unless the matrix names it."""
+        if "pytest" in self.spec.names():
+            return self.spec.requirements
+        return (*self.spec.requirements, f"pytest=={pytest.__version__}")
+
+    @cached_property
+    def key(self) -> str:
+        material = {
+            "format": FORMAT_VERSION,
+            "interpreter": self.interpreter.identity,
+            "requirements": sorted(self.requirements),
+            "project": [self.project.root, self.project.digest] if self.project else None,
+            "installer": self.installer.name,
+            "index": [self.index.index_url, list(self.index.find_links), self.index.no_index],
+        }
+        blob = json.dumps(material, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def describe(self) -> dict:
+        """What the completion mark records, for ``--envmatrix-list`` and for people."""
+        return {
+            "label": self.spec.label,
+            "interpreter": self.interpreter.identity,
+            "requirements": list(self.requirements),
+            "project": self.project.root if self.project else None,
+            "installer": self.installer.name,
+        }

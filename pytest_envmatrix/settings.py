@@ -1,0 +1,112 @@
+"""Options and ini settings, resolved once into a frozen :class:`Settings`.
+
+Each setting resolves command line → environment variable (where there is
+one) → ini file → default, and each help text is written once and shared by
+``addoption`` and ``addini``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .installer import IndexOptions, Installer, resolve_installer
+from .matrix import MarkerError, validate_requirement_lines
+
+CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
+
+HELP_ENVMATRIX = "run tests marked with envmatrix once per combination, each in its own cached virtualenv"
+HELP_LIST = "print each marked test's combinations and each environment (key, cached or not), and run nothing"
+HELP_REBUILD = "rebuild the environments this run needs, even when cached"
+HELP_INSTALLER = "installer that fills environments: auto (uv if available, else pip), uv or pip (default: auto)"
+HELP_INDEX_URL = "package index URL passed to the installer"
+HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable)"
+HELP_NO_INDEX = "do not use a package index: install only from --envmatrix-find-links"
+HELP_CACHE_DIR = f"where environments are cached (default: the user cache directory; env: {CACHE_DIR_ENV})"
+HELP_DEPS = "requirement lines installed into every environment (the suite's own test dependencies)"
+HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("envmatrix", "environment matrix")
+    group.addoption("--envmatrix", action="store_true", default=False, help=HELP_ENVMATRIX)
+    group.addoption("--envmatrix-list", action="store_true", default=False, help=HELP_LIST)
+    group.addoption("--envmatrix-rebuild", action="store_true", default=False, help=HELP_REBUILD)
+    group.addoption("--envmatrix-installer", choices=("auto", "uv", "pip"), default=None, help=HELP_INSTALLER)
+    group.addoption("--envmatrix-index-url", metavar="URL", default=None, help=HELP_INDEX_URL)
+    group.addoption("--envmatrix-find-links", metavar="DIR", action="append", default=[], help=HELP_FIND_LINKS)
+    group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
+    group.addoption("--envmatrix-cache-dir", metavar="DIR", default=None, help=HELP_CACHE_DIR)
+    parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
+    parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
+    parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
+    parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool  # --envmatrix
+    list_only: bool
+    rebuild: bool
+    cache_dir: Path
+    installer: Installer
+    index: IndexOptions
+    deps: tuple[str, ...]
+    project: str
+
+    @property
+    def expands(self) -> bool:
+        """Whether marked tests become one item per combination."""
+        return self.enabled or self.list_only
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        opt = config.option
+        enabled = opt.envmatrix
+        list_only = opt.envmatrix_list
+        try:
+            deps = validate_requirement_lines(config.getini("envmatrix_deps"), "ini option envmatrix_deps")
+        except MarkerError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        choice = opt.envmatrix_installer or config.getini("envmatrix_installer").strip() or "auto"
+        installer = Installer("pip")
+        if enabled or list_only:
+            try:
+                installer = resolve_installer(choice)
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        invocation = config.invocation_params.dir
+        find_links = tuple(_absolute(link, invocation) for link in opt.envmatrix_find_links)
+        return cls(
+            enabled=enabled,
+            list_only=list_only,
+            rebuild=opt.envmatrix_rebuild,
+            cache_dir=_cache_dir(config),
+            installer=installer,
+            index=IndexOptions(opt.envmatrix_index_url, find_links, opt.envmatrix_no_index),
+            deps=tuple(deps),
+            project=config.getini("envmatrix_project").strip() or "auto",
+        )
+
+
+def _absolute(link: str, base: Path) -> str:
+    if "://" in link:
+        return link
+    return str((base / link).resolve())
+
+
+def _cache_dir(config: pytest.Config) -> Path:
+    if config.option.envmatrix_cache_dir:
+        return Path(config.option.envmatrix_cache_dir).expanduser().resolve()
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser().resolve()
+    ini = config.getini("envmatrix_cache_dir").strip()
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (base / Path(ini).expanduser()).resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("pytest-envmatrix", appauthor=False))
