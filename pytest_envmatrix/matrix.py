@@ -118,7 +118,7 @@ class Matrix:
     axes: dict[str, Axis] = field(default_factory=dict)  # canonical name → axis
     python: tuple[str, ...] | None = None
     deps: list[str] = field(default_factory=list)
-    exclude: list[dict[str, str]] = field(default_factory=list)
+    exclude: list[dict[str, object]] = field(default_factory=list)
 
     def combinations(self, base_deps: Sequence[str] = ()) -> list[Combination]:
         """The cartesian product of the axes, less the excluded combinations.
@@ -229,7 +229,7 @@ def _as_list(value: object, what: str, where: str) -> list:
 
 
 def _parse_versions(name: str, canonical: str, value: object, where: str) -> tuple[str, ...]:
-    seen: dict[str, str] = {}
+    seen: dict[object, str] = {}
     for item in _as_list(value, f"axis {name!r}", where):
         if not isinstance(item, str):
             raise MarkerError(
@@ -260,11 +260,11 @@ def _pin_requirement(canonical: str, value: str) -> str:
         return f"{canonical}{SpecifierSet(value)}"
 
 
-def _value_key(value: str) -> str:
-    """Compare values as the installer would: ``1.26.4`` equals ``1.26.04``."""
+def _value_key(value: str) -> object:
+    """Compare values as the installer would: ``1.0`` equals ``1.0.0``."""
     value = value.strip()
     try:
-        return str(Version(value))
+        return Version(value)
     except InvalidVersion:
         try:
             return str(SpecifierSet(value))
@@ -296,7 +296,7 @@ def _parse_deps(value: object, where: str) -> list[str]:
     return out
 
 
-def _parse_exclude(value: object, where: str) -> list[dict[str, str]]:
+def _parse_exclude(value: object, where: str) -> list[dict[str, object]]:
     if isinstance(value, Mapping):
         value = [value]
     rules = []

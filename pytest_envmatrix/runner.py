@@ -83,6 +83,7 @@ def run_child(
 ) -> ChildOutcome:
     """Run ``items`` in one child process in ``env`` and collect every report it sent."""
     workdir.mkdir(parents=True, exist_ok=True)
+    basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
     events = workdir / "events.jsonl"
     events.write_bytes(b"")
     paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
@@ -126,7 +127,11 @@ def read_events(config: pytest.Config, events: Path) -> ChildOutcome:
             event = json.loads(line)
             kind = event["event"]
             if kind == "logreport":
-                report = config.hook.pytest_report_from_serializable(config=config, data=event["report"])
+                data = event["report"]
+                if isinstance(data.get("longrepr"), list):
+                    # a skip's (path, line, reason): JSON made the tuple a list, pytest wants the tuple
+                    data["longrepr"] = tuple(data["longrepr"])
+                report = config.hook.pytest_report_from_serializable(config=config, data=data)
                 outcome.reports.setdefault(report.nodeid, []).append(report)
             elif kind == "collectreport":
                 report = config.hook.pytest_report_from_serializable(config=config, data=event["report"])

@@ -1,0 +1,111 @@
+"""The marker contract, checked without building anything (matrix.py is pure)."""
+
+import pytest
+
+from pytest_envmatrix.matrix import MarkerError, build_matrix, canonical_requirement
+
+
+def combos(*marks, base_deps=()):
+    """``marks`` closest first, each ``(args, kwargs)``."""
+    return build_matrix(marks, where="test_x.py::test_x").combinations(base_deps)
+
+
+def ids(*marks):
+    return [c.id for c in combos(*marks)]
+
+
+def test_one_axis_one_combination_per_value():
+    assert ids(((), {"numpy": ["1.26.4", "2.1.3"]})) == ["numpy-1.26.4", "numpy-2.1.3"]
+
+
+def test_axes_make_the_cartesian_product_with_ids_sorted_by_name():
+    assert ids(((), {"pandas": ["2.2.3"], "numpy": ["1.26.4", "2.1.3"]})) == [
+        "numpy-1.26.4-pandas-2.2.3",
+        "numpy-2.1.3-pandas-2.2.3",
+    ]
+
+
+def test_exact_version_means_equals_and_specifier_is_kept_as_written():
+    exact, spec = combos(((), {"numpy": ["1.26.4", ">=2,<2.2"]}))
+    assert "numpy==1.26.4" in exact.env.requirements
+    assert "numpy<2.2,>=2" in spec.env.requirements
+    assert spec.id == "numpy->=2,<2.2"
+
+
+def test_dict_form_for_names_that_are_not_identifiers():
+    (c,) = combos((({"scikit-learn": ["1.5.2"]},), {}))
+    assert c.id == "scikit-learn-1.5.2"
+    assert c.env.requirements == ("scikit-learn==1.5.2",)
+
+
+def test_names_compare_canonicalized_and_closest_marker_wins():
+    (c,) = combos(((({"Scikit_Learn": ["1.6.1"]}),), {}), ((({"scikit-learn": ["1.5.2"]}),), {}))
+    assert c.id == "Scikit_Learn-1.6.1"
+    assert c.env.requirements == ("scikit-learn==1.6.1",)
+
+
+def test_markers_merge_axes_and_accumulate_deps():
+    function = ((), {"numpy": ["2.1.3"], "deps": ["scipy>=1.11"]})
+    module = ((), {"numpy": ["1.26.4"], "pandas": ["2.2.3"], "deps": ["attrs"]})
+    (c,) = combos(function, module)
+    assert c.id == "numpy-2.1.3-pandas-2.2.3"
+    assert c.env.requirements == ("attrs", "numpy==2.1.3", "pandas==2.2.3", "scipy>=1.11")
+
+
+def test_base_deps_go_into_every_environment():
+    (c,) = combos(((), {"numpy": ["2.1.3"]}), base_deps=["Hypothesis>=6"])
+    assert c.env.requirements == ("hypothesis>=6", "numpy==2.1.3")
+
+
+def test_python_axis_comes_first_in_ids():
+    assert ids(((), {"python": ["3.10", "3.12"], "numpy": ["2.1.3"]})) == ["py3.10-numpy-2.1.3", "py3.12-numpy-2.1.3"]
+
+
+def test_exclude_drops_matching_combinations():
+    mark = ((), {"python": ["3.12", "3.13"], "numpy": ["1.26.4", "2.1.3"], "exclude": [{"python": "3.13", "numpy": "1.26.4"}]})
+    assert ids(mark) == ["py3.12-numpy-1.26.4", "py3.12-numpy-2.1.3", "py3.13-numpy-2.1.3"]
+
+
+def test_same_requirements_give_one_environment():
+    a = combos(((), {"numpy": ["1.26.4"]}))[0]
+    b = combos(((), {"NumPy": ["1.26.4"]}))[0]
+    assert a.env == b.env
+    assert a.id != b.id
+
+
+def test_canonical_requirement_is_spelling_independent():
+    assert canonical_requirement("Scikit_Learn[Extra,alldeps] >= 1.0 ,<2") == canonical_requirement(
+        "scikit-learn[alldeps,extra]<2,>=1.0"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"numpy": []}, "axis 'numpy' is an empty list"),
+        ({"numpy": ["1.26.4", "banana"]}, "'banana' is neither a version"),
+        ({"numpy": [1.26]}, "value 1.26 is a float, not a string"),
+        ({"numpy": "1.26.4", "NumPy": "2.1.3"}, "same package as 'numpy'"),
+        ({"not a name!": ["1.0"]}, "'not a name!' is not a valid distribution name"),
+        ({"numpy": ["1.0"], "exclude": [{"pandas": "2.0"}]}, "exclude names axis 'pandas'"),
+        ({"numpy": ["1.0"], "exclude": [{"python": "3.12"}]}, "no marker sets python"),
+        ({"numpy": ["1.0", "1.0.0"]}, "repeats '1.0'"),
+        ({"numpy": ["1.0"], "deps": ["scipy>>1"]}, "'scipy>>1' is not a valid requirement"),
+        ({"numpy": ["1.0"], "python": [3.12]}, "3.12 is not an interpreter version"),
+    ],
+)
+def test_bad_input_names_the_test_and_the_value(kwargs, message):
+    with pytest.raises(MarkerError) as excinfo:
+        combos(((), kwargs))
+    assert "test_x.py::test_x" in str(excinfo.value)
+    assert message in str(excinfo.value)
+
+
+def test_dict_with_a_non_string_key_is_rejected():
+    with pytest.raises(MarkerError, match="package name must be a string, not 3"):
+        combos((({3: ["1.0"]},), {}))
+
+
+def test_positional_argument_must_be_a_dict():
+    with pytest.raises(MarkerError, match="not 'numpy'"):
+        combos(((("numpy"),), {}))

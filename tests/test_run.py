@@ -1,0 +1,329 @@
+"""A matrix run as the user sees it: one result per (test, combination), from the right environment."""
+
+import json
+
+
+def test_plain_run_ignores_the_matrix(pytester, hermetic_installer):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        def test_once(envmatrix_combination):
+            assert envmatrix_combination is None
+        """
+    )
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines(["*::test_once PASSED*"])
+    result.assert_outcomes(passed=1)
+
+
+def test_one_result_per_combination_from_its_own_version(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0", "3.0"])
+        def test_answer(envmatrix_combination):
+            import emx_demo
+            print("imported", emx_demo.__version__)
+            assert emx_demo.__version__ == envmatrix_combination["emx_demo"]
+            assert emx_demo.answer() == 2
+        """
+    )
+    result = matrix.run("-v")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*::test_answer[[]emx_demo-1.0[]] FAILED*",
+            "*::test_answer[[]emx_demo-2.0[]] PASSED*",
+            "*::test_answer[[]emx_demo-3.0[]] FAILED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*assert 1 == 2*", "*imported 1.0*"])
+    result.assert_outcomes(passed=1, failed=2)
+
+
+def test_the_parents_site_packages_are_invisible(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import sys
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["2.0"])
+        def test_isolated():
+            import emx_demo
+            assert sys.prefix in emx_demo.__file__
+            # installed in the parent (it runs this suite), absent from the combination
+            with pytest.raises(ModuleNotFoundError):
+                import filelock
+            with pytest.raises(ModuleNotFoundError):
+                import pytest_envmatrix
+        """
+    )
+    result = matrix.run("-v")
+    result.assert_outcomes(passed=1)
+
+
+def test_reports_carry_every_outcome_with_tracebacks_and_captured_output(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import sys
+        import pytest
+
+        pytestmark = pytest.mark.envmatrix(emx_demo=["1.0"])
+
+        @pytest.fixture
+        def broken_setup():
+            raise RuntimeError("setup broke")
+
+        @pytest.fixture
+        def broken_teardown():
+            yield
+            raise RuntimeError("teardown broke")
+
+        def test_pass():
+            print("to stdout")
+            sys.stderr.write("to stderr\\n")
+
+        def test_fail():
+            print("printed before failing")
+            x = {"a": 1}
+            assert x == {"a": 2}
+
+        def test_skip():
+            pytest.skip("not today")
+
+        @pytest.mark.xfail(reason="known")
+        def test_xfail():
+            assert False
+
+        @pytest.mark.xfail(reason="known")
+        def test_xpass():
+            pass
+
+        def test_setup_error(broken_setup):
+            pass
+
+        def test_teardown_error(broken_teardown):
+            pass
+        """
+    )
+    result = matrix.run("-rA")
+    result.assert_outcomes(passed=2, failed=1, skipped=1, xfailed=1, xpassed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_fail[[]emx_demo-1.0[]] _*",
+            '*x = {"a": 1}',
+            '>*assert x == {"a": 2}',
+            "E*AssertionError: assert {'a': 1} == {'a': 2}*",
+            "*Captured stdout call*",
+            "printed before failing",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_setup_error*", "*RuntimeError: setup broke*"])
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_teardown_error*", "*RuntimeError: teardown broke*"])
+    result.stdout.fnmatch_lines(["*_ test_pass[[]emx_demo-1.0[]] _*", "*Captured stdout call*", "to stdout", "*Captured stderr call*", "to stderr"])
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *: not today"])
+
+
+def test_fixtures_parametrize_and_conftest_work_inside_the_combination(matrix):
+    matrix.pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def from_conftest():
+            return "conftest value"
+        """
+    )
+    matrix.pytester.makepyfile(
+        """
+        import os
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_param(n, from_conftest, tmp_path, monkeypatch, capsys, envmatrix_combination):
+            import emx_demo
+            monkeypatch.setenv("EMX", "set")
+            assert os.environ["EMX"] == "set"
+            (tmp_path / "f").write_text(str(n))
+            print("hello")
+            assert capsys.readouterr().out == "hello\\n"
+            assert from_conftest == "conftest value"
+            assert emx_demo.__version__ == envmatrix_combination["emx_demo"]
+        """
+    )
+    result = matrix.run("-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*::test_param[[]emx_demo-1.0-1[]] PASSED*",
+            "*::test_param[[]emx_demo-1.0-2[]] PASSED*",
+            "*::test_param[[]emx_demo-2.0-1[]] PASSED*",
+            "*::test_param[[]emx_demo-2.0-2[]] PASSED*",
+        ]
+    )
+
+
+def test_module_class_and_function_markers_merge(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.envmatrix(emx_demo=["1.0"], deps=["emx-extra"])
+
+        @pytest.mark.envmatrix({"EMX_Demo": ["2.0", "3.0"]})
+        class TestClass:
+            def test_class_wins(self):
+                import emx_demo, emx_extra
+                assert emx_demo.answer() in (2, 3)
+
+            @pytest.mark.envmatrix(emx_demo=["1.0"])
+            def test_function_wins(self):
+                import emx_demo
+                assert emx_demo.answer() == 1
+
+        def test_module_only():
+            import emx_demo, emx_extra
+            assert emx_demo.answer() == 1
+        """
+    )
+    result = matrix.run("-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*::TestClass::test_class_wins[[]EMX_Demo-2.0[]] PASSED*",
+            "*::TestClass::test_class_wins[[]EMX_Demo-3.0[]] PASSED*",
+            "*::TestClass::test_function_wins[[]emx_demo-1.0[]] PASSED*",
+            "*::test_module_only[[]emx_demo-1.0[]] PASSED*",
+        ]
+    )
+
+
+def test_ini_deps_reach_every_environment(matrix):
+    matrix.pytester.makeini(
+        """
+        [pytest]
+        envmatrix_deps =
+            emx-extra
+        """
+    )
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_extra():
+            import emx_extra
+            assert emx_extra.VALUE == "extra"
+        """
+    )
+    matrix.run().assert_outcomes(passed=1)
+
+
+def test_unmarked_tests_still_run_in_the_parent(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import sys
+        import pytest
+
+        PARENT_PREFIX = sys.prefix
+
+        def test_plain():
+            import filelock  # the parent's environment
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_marked():
+            import emx_demo
+        """
+    )
+    matrix.run("-v").assert_outcomes(passed=2)
+
+
+def test_selection_and_stop_options_apply_to_combination_items(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0", "3.0"])
+        def test_two():
+            import emx_demo
+            assert emx_demo.answer() == 2
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        @pytest.mark.slow
+        def test_slow():
+            pass
+        """
+    )
+    matrix.pytester.makeini("[pytest]\nmarkers = slow: slow tests")
+    result = matrix.run("-v", "-k", "emx_demo-2.0")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*3 deselected*"])
+    assert "emx_demo-1.0" not in result.stdout.str()
+
+    result = matrix.run("-v", "-m", "slow")
+    result.assert_outcomes(passed=2)
+
+    result = matrix.run("-x")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*stopping after 1 failures*"])
+
+
+def test_last_failed_reruns_only_the_failed_combinations(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0", "3.0"])
+        def test_two():
+            import emx_demo
+            assert emx_demo.answer() == 2
+        """
+    )
+    matrix.run().assert_outcomes(passed=1, failed=2)
+    result = matrix.run("--lf", "-v")
+    result.assert_outcomes(failed=2)
+    assert "emx_demo-2.0" not in result.stdout.str().split("short test summary")[0].split("collected")[1]
+
+
+def test_junitxml_has_one_testcase_per_combination(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        def test_two():
+            import emx_demo
+            assert emx_demo.answer() == 2
+        """
+    )
+    matrix.run("--junitxml=out.xml")
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(matrix.pytester.path / "out.xml").iter("testcase")}
+    assert set(cases) == {"test_two[emx_demo-1.0]", "test_two[emx_demo-2.0]"}
+    assert cases["test_two[emx_demo-1.0]"].find("failure") is not None
+    assert cases["test_two[emx_demo-2.0]"].find("failure") is None
+    props = {p.get("name"): p.get("value") for p in cases["test_two[emx_demo-2.0]"].iter("property")}
+    assert props == {"envmatrix": "emx_demo-2.0"}
+
+
+def test_bad_marker_is_a_collection_error_naming_test_and_value(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "not-a-version!"])
+        def test_bad():
+            pass
+        """
+    )
+    result = matrix.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_bad_marker_is_a_collection_error_naming_test_and_value.py::test_bad: envmatrix axis 'emx_demo': 'not-a-version!' is neither a version*"]
+    )
+    # without --envmatrix too: a typo shows up in the fast local loop
+    matrix.pytester.runpytest().assert_outcomes(errors=1)
