@@ -1,0 +1,102 @@
+"""What goes into an environment: the project under test, the interpreter."""
+
+import sys
+
+import pytest
+
+PYPROJECT = """
+[build-system]
+requires = ["flit_core>=3.4,<4"]
+build-backend = "flit_core.buildapi"
+
+[project]
+name = "emx-app"
+version = "0.1"
+description = "a project under test"
+dependencies = ["emx-demo{spec}"]
+"""
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makefile(".toml", pyproject=PYPROJECT.format(spec=""))
+    pytester.mkpydir("emx_app")
+    (pytester.path / "emx_app" / "__init__.py").write_text(
+        "from emx_demo import answer\n\ndef doubled():\n    return answer() * 2\n"
+    )
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_app.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.envmatrix(emx_demo=['1.0', '2.0'])\n"
+        "def test_doubled(envmatrix_combination):\n"
+        "    import emx_app, emx_demo\n"
+        "    print('emx_app from', emx_app.__file__)\n"
+        "    assert emx_demo.__version__ == envmatrix_combination['emx_demo']\n"
+        "    assert emx_app.doubled() == 2 * emx_demo.answer()\n"
+    )
+    return pytester
+
+
+def test_project_is_installed_editable_with_the_pins(fresh_matrix, project):
+    result = fresh_matrix.run("-v", "-rP")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"emx_app from {project.path / 'emx_app' / '__init__.py'}"])
+    assert all(m["project"] == str(project.path) for m in fresh_matrix.envs().values())
+
+    # a source edit shows up in the next run, without a rebuild
+    (project.path / "emx_app" / "__init__.py").write_text(
+        "from emx_demo import answer\n\ndef doubled():\n    return answer() * 3\n"
+    )
+    result = fresh_matrix.run()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*0 built*, 2 reused*"])
+
+    # a change to the build metadata is a new environment
+    (project.path / "pyproject.toml").write_text(PYPROJECT.format(spec="<3"))
+    result = fresh_matrix.run()
+    result.stdout.fnmatch_lines(["*2 built*, 0 reused*"])
+
+
+def test_a_pin_that_conflicts_with_the_project_is_reported(fresh_matrix, project):
+    (project.path / "pyproject.toml").write_text(PYPROJECT.format(spec="<2"))
+    result = fresh_matrix.run("-v")
+    result.stdout.fnmatch_lines_random(
+        ["*::test_doubled[[]emx_demo-1.0[]] PASSED*", "*::test_doubled[[]emx_demo-2.0[]] ERROR*"]
+    )
+    result.stdout.fnmatch_lines(["*could not build the environment for emx-demo==2.0*"])
+
+
+def test_project_none_installs_nothing(fresh_matrix, project):
+    project.makeini("[pytest]\nenvmatrix_project = none\n")
+    (project.path / "tests" / "test_app.py").write_text(
+        "import importlib.metadata, pytest\n\n"
+        "@pytest.mark.envmatrix(emx_demo=['1.0'])\n"
+        "def test_not_installed():\n"
+        "    with pytest.raises(importlib.metadata.PackageNotFoundError):\n"
+        "        importlib.metadata.distribution('emx-app')\n"
+    )
+    fresh_matrix.run().assert_outcomes(passed=1)
+    assert [m["project"] for m in fresh_matrix.envs().values()] == [None]
+
+
+def test_python_axis_runs_each_interpreter_and_skips_a_missing_one(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import sys
+        import pytest
+
+        @pytest.mark.envmatrix(python=["3.10", "3.12", "3.99"], emx_demo=["1.0"])
+        def test_interpreter(envmatrix_combination):
+            assert "%d.%d" % sys.version_info[:2] == envmatrix_combination["python"]
+        """
+    )
+    result = matrix.run("-v", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*::test_interpreter[[]py3.10-emx_demo-1.0[]] PASSED*",
+            "*::test_interpreter[[]py3.12-emx_demo-1.0[]] PASSED*",
+            "*::test_interpreter[[]py3.99-emx_demo-1.0[]] SKIPPED*",
+            "SKIPPED [[]1[]] *: envmatrix: python 3.99 was not found on this machine",
+        ]
+    )
