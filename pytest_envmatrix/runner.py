@@ -80,6 +80,7 @@ def run_child(
     workdir: Path,
     basetemp: Path,
     cwd_on_sys_path: bool,
+    running: set | None = None,
 ) -> ChildOutcome:
     """Run ``items`` in one child process in ``env`` and collect every report it sent."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,7 @@ def run_child(
     capture = config.option.capture != "no"
     output_path = workdir / "output.txt"
     with open(output_path, "wb") as output:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [str(env.python), str(CHILD_SCRIPT), str(plan_path)],
             cwd=str(config.invocation_params.dir),
             env=child_env,
@@ -112,6 +113,13 @@ def run_child(
             stdout=output if capture else None,
             stderr=subprocess.STDOUT if capture else None,
         )
+        if running is not None:
+            running.add(proc)  # so the session can end it when the run stops early
+        try:
+            proc.wait()
+        finally:
+            if running is not None:
+                running.discard(proc)
     outcome = read_events(config, events)
     outcome.returncode = proc.returncode
     outcome.output = output_path.read_text(encoding="utf-8", errors="replace") if capture else ""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class EnvGroup:
     spec: EnvSpec
     index: int  # order of first appearance, for stable work-directory names
     items: list[pytest.Item] = field(default_factory=list)
+    future: Future | None = None  # the group's work, when started ahead of its first item
     pending: dict[str, list] | None = None  # nodeid → reports not yet replayed
     env: BuiltEnv | None = None
     recipe: Recipe | None = None
@@ -56,6 +59,9 @@ class EnvMatrixSession:
         self.groups: dict[EnvSpec, EnvGroup] = {}
         self.project = detect_project(config.rootpath, settings.project)
         self._workroot: Path | None = None
+        self._basetemp_path: Path | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._running: set = set()  # child processes under way
         self.built: list[BuiltEnv] = []
         self.reused: list[BuiltEnv] = []
         self.failed: list[EnvGroup] = []
@@ -74,12 +80,43 @@ class EnvMatrixSession:
                 group = self.groups[combination.env] = EnvGroup(combination.env, len(self.groups))
             group.items.append(item)
 
-    @pytest.hookimpl(tryfirst=True)
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
-        if not self.settings.list_only:
-            return None
-        self._print_matrix()
-        return True
+        if self.settings.list_only:
+            self._print_matrix()
+            session.config.option.collectonly = True  # pytest's own loop then runs nothing
+        elif self._will_run(session):
+            self._start()
+        try:
+            yield
+        finally:
+            self._stop()
+
+    def _will_run(self, session: pytest.Session) -> bool:
+        option = session.config.option
+        if option.collectonly or hasattr(session.config, "workerinput"):
+            # an xdist worker learns its items one by one: its groups start lazily
+            return False
+        return not (session.testsfailed and not option.continue_on_collection_errors)
+
+    def _start(self) -> None:
+        """Build and run environments ahead, up to ``jobs`` at once; replay stays in item order."""
+        if not self.groups:
+            return
+        self._basetemp()  # create it here: pytest's factory is not safe to call from several threads
+        jobs = max(1, min(self.settings.jobs, len(self.groups)))
+        self._executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="envmatrix")
+        for group in self.groups.values():
+            group.future = self._executor.submit(self._run_group, group)
+
+    def _stop(self) -> None:
+        """End work nobody will replay (after -x, or an interrupt): queued groups and live children."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            for proc in list(self._running):
+                proc.kill()
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     # ---- running
 
@@ -90,7 +127,7 @@ class EnvMatrixSession:
             return None
         group = self.groups[combination.env]
         if group.pending is None:
-            group.pending = self._run_group(group)
+            group.pending = group.future.result() if group.future else self._run_group(group)
         reports = group.pending.pop(item.nodeid)
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
@@ -101,6 +138,14 @@ class EnvMatrixSession:
         return True
 
     def _run_group(self, group: EnvGroup) -> dict[str, list]:
+        """The reports of every item of ``group``; never raises, so no result is ever lost."""
+        try:
+            return self._build_and_run(group)
+        except Exception:
+            message = f"envmatrix: internal error while running {group.spec.label}\n{traceback.format_exc()}"
+            return {item.nodeid: [_setup_error(item, message)] for item in group.items}
+
+    def _build_and_run(self, group: EnvGroup) -> dict[str, list]:
         try:
             group.recipe = self._recipe(group.spec)
         except InterpreterNotFound as exc:
@@ -122,6 +167,7 @@ class EnvMatrixSession:
             workdir,
             basetemp=self._basetemp() / f"env{group.index}",
             cwd_on_sys_path=_CWD_ON_SYS_PATH,
+            running=self._running,
         )
         return {item.nodeid: self._reports_for(item, group, outcome) for item in group.items}
 
@@ -157,7 +203,9 @@ class EnvMatrixSession:
         return self._workroot
 
     def _basetemp(self) -> Path:
-        return self.config._tmp_path_factory.getbasetemp() / "envmatrix"
+        if self._basetemp_path is None:
+            self._basetemp_path = self.config._tmp_path_factory.getbasetemp() / "envmatrix"
+        return self._basetemp_path
 
     def pytest_unconfigure(self) -> None:
         if self._workroot is not None:

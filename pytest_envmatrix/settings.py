@@ -26,6 +26,7 @@ HELP_INDEX_URL = "package index URL passed to the installer"
 HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable)"
 HELP_NO_INDEX = "do not use a package index: install only from --envmatrix-find-links"
 HELP_CACHE_DIR = f"where environments are cached (default: the user cache directory; env: {CACHE_DIR_ENV})"
+HELP_JOBS = "how many environments are built and run at once (default: the number of CPUs)"
 HELP_DEPS = "requirement lines installed into every environment (the suite's own test dependencies)"
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
@@ -40,8 +41,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-find-links", metavar="DIR", action="append", default=[], help=HELP_FIND_LINKS)
     group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
     group.addoption("--envmatrix-cache-dir", metavar="DIR", default=None, help=HELP_CACHE_DIR)
+    group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
+    parser.addini("envmatrix_jobs", HELP_JOBS, default="")
     parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
 
@@ -56,6 +59,7 @@ class Settings:
     index: IndexOptions
     deps: tuple[str, ...]
     project: str
+    jobs: int
 
     @property
     def expands(self) -> bool:
@@ -89,7 +93,25 @@ class Settings:
             index=IndexOptions(opt.envmatrix_index_url, find_links, opt.envmatrix_no_index),
             deps=tuple(deps),
             project=config.getini("envmatrix_project").strip() or "auto",
+            jobs=_jobs(config),
         )
+
+
+def _jobs(config: pytest.Config) -> int:
+    value = config.option.envmatrix_jobs
+    source = "--envmatrix-jobs"
+    if value is None:
+        ini = config.getini("envmatrix_jobs").strip()
+        if not ini:
+            return os.cpu_count() or 1
+        source = "ini option envmatrix_jobs"
+        try:
+            value = int(ini)
+        except ValueError:
+            raise pytest.UsageError(f"{source}: {ini!r} is not a whole number") from None
+    if value < 1:
+        raise pytest.UsageError(f"{source}: {value} must be at least 1")
+    return value
 
 
 def _absolute(link: str, base: Path) -> str:

@@ -1,0 +1,46 @@
+"""End to end against the real package index: the example project, real numpy 1.26.4 and 2.1.3.
+
+Not hermetic on purpose: it proves the path a user takes, with this machine's
+own installer settings.
+"""
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "numpy-project"
+
+
+@pytest.mark.network
+def test_example_project_shows_the_numpy_2_difference_and_reuses_its_environments(tmp_path):
+    project = tmp_path / "numpy project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
+    cache = tmp_path / "envcache"
+    command = [sys.executable, "-m", "pytest", "--envmatrix", f"--envmatrix-cache-dir={cache}", "-v", "-p", "no:randomly"]
+
+    start = time.monotonic()
+    first = subprocess.run(command, cwd=project, capture_output=True, text=True)
+    cold = time.monotonic() - start
+    out = first.stdout
+    assert first.returncode == 1, out + first.stderr
+    for line in (
+        "tests/test_stats.py::test_mean[numpy-1.26.4] PASSED",
+        "tests/test_stats.py::test_mean[numpy-2.1.3] PASSED",
+        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-1.26.4] PASSED",
+        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-2.1.3] FAILED",
+    ):
+        assert line in out, out
+    # the real difference, shown in the child's traceback
+    assert "dtype('float32') == <class 'numpy.float64'>" in out
+    assert "2 built" in out
+
+    start = time.monotonic()
+    second = subprocess.run(command, cwd=project, capture_output=True, text=True)
+    warm = time.monotonic() - start
+    assert second.returncode == 1
+    assert "0 built" in second.stdout and "2 reused" in second.stdout, second.stdout
+    print(f"example project: cold {cold:.1f}s, warm {warm:.1f}s ({cold / warm:.1f}x)")
