@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .recipe import Recipe
 
 MARK = "envmatrix.json"
 LAST_USED = "envmatrix-last-used"
+BUILD_LOG = "builds.log"  # one JSON line per finished build: what was built, when, by which process
+_WAIT_NOTICE_SECONDS = 3
 _KEY_CHARS = 16  # of the sha256: short enough for shebang lines, long enough never to collide here
 
 _CACHEDIR_TAG = (
@@ -82,16 +85,25 @@ class EnvCache:
             return None
         return BuiltEnv(path, python, recipe.key, reused=True, seconds=0.0)
 
-    def ensure(self, recipe: Recipe, rebuild: bool = False) -> BuiltEnv:
-        """Reuse the environment for ``recipe`` or build it; at most one process builds it."""
+    def ensure(self, recipe: Recipe, rebuild: bool = False, on_wait=None) -> BuiltEnv:
+        """Reuse the environment for ``recipe`` or build it; at most one process builds it.
+
+        ``on_wait(message)`` is told when another process holds the build lock
+        for more than a few seconds.
+        """
         if not rebuild:
             found = self.lookup(recipe)
             if found:
                 self._touch(found.path)
                 return found
-        self._prepare_root()
-        lock_path = self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"
-        with FileLock(str(lock_path), timeout=self.lock_timeout):
+        try:
+            self._prepare_root()
+        except OSError as exc:
+            raise BuildError(f"the environment cache {self.root} is not usable: {exc}") from exc
+        self._check_safe(self.env_dir(recipe))
+        lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
+        self._acquire(lock, recipe, on_wait)
+        try:
             if not rebuild:
                 # another process may have built it while we waited for the lock
                 found = self.lookup(recipe)
@@ -99,6 +111,38 @@ class EnvCache:
                     self._touch(found.path)
                     return found
             return self._build(recipe)
+        finally:
+            lock.release()
+
+    def _check_safe(self, path: Path) -> None:
+        """Refuse a cache someone else controls: we would run their interpreter."""
+        if hasattr(os, "getuid"):
+            owner = self.root.stat().st_uid
+            if owner != os.getuid():
+                raise BuildError(
+                    f"refusing to use the environment cache {self.root}: it belongs to user id {owner}, "
+                    f"not to you ({os.getuid()}); choose another with --envmatrix-cache-dir"
+                )
+        if path.is_symlink():
+            raise BuildError(
+                f"refusing to use {path}: it is a symbolic link (to {os.readlink(path)}), "
+                "and environments are never followed through links; remove it"
+            )
+
+    def _acquire(self, lock: FileLock, recipe: Recipe, on_wait) -> None:
+        try:
+            lock.acquire(timeout=_WAIT_NOTICE_SECONDS)
+            return
+        except Timeout:
+            pass
+        if on_wait:
+            on_wait(f"waiting for another process building {recipe.spec.label} (lock {lock.lock_file})")
+        try:
+            lock.acquire(timeout=self.lock_timeout)
+        except Timeout:
+            raise BuildError(
+                f"gave up after {self.lock_timeout:g} s waiting for the build lock {lock.lock_file}"
+            ) from None
 
     def _build(self, recipe: Recipe) -> BuiltEnv:
         path = self.env_dir(recipe)
@@ -114,6 +158,7 @@ class EnvCache:
             _remove(path)
             raise
         self._touch(path)
+        self._log_build(recipe, seconds)
         return BuiltEnv(path, python, recipe.key, reused=False, seconds=seconds)
 
     def _create(self, recipe: Recipe, path: Path) -> Path:
@@ -144,7 +189,7 @@ class EnvCache:
         if proc.returncode != 0:
             output = proc.stdout.decode("utf-8", "replace")
             raise BuildError(
-                f"{recipe.installer.name} could not install {recipe.spec.label} (exit code {proc.returncode})",
+                f"{recipe.installer.name} could not install {recipe.spec.label} ({_exit_words(proc.returncode)})",
                 command,
                 output,
             )
@@ -161,6 +206,40 @@ class EnvCache:
         tmp.write_text(json.dumps(mark, indent=2), encoding="utf-8")
         os.replace(tmp, path / MARK)
 
+    def _log_build(self, recipe: Recipe, seconds: float) -> None:
+        line = {"key": recipe.key, "label": recipe.spec.label, "pid": os.getpid(), "at": time.time(), "seconds": round(seconds, 3)}
+        with open(self.root / BUILD_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+
+    def prune(self, max_age_days: float) -> list[tuple[Path, int]]:
+        """Remove environments unused for ``max_age_days``; returns (path, bytes freed) for each.
+
+        An environment whose lock another process holds (it is being built)
+        is skipped; one in use was touched when its run began, so it is young.
+        """
+        removed = []
+        envs = self.root / "envs"
+        if not envs.is_dir():
+            return removed
+        cutoff = time.time() - max_age_days * 86400
+        for path in sorted(envs.iterdir()):
+            if path.is_symlink() or not path.is_dir() or _last_used(path) > cutoff:
+                continue
+            lock = FileLock(str(self.root / "locks" / f"{path.name}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                if _last_used(path) > cutoff:
+                    continue
+                size = _tree_size(path)
+                _remove(path)
+                removed.append((path, size))
+            finally:
+                lock.release()
+        return removed
+
     def _touch(self, path: Path) -> None:
         try:
             (path / LAST_USED).touch()
@@ -174,6 +253,36 @@ class EnvCache:
         if not tag.exists():
             tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
             (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
+
+
+def _exit_words(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            number = signal.Signals(-returncode)
+            return f"killed by {number.name}: {signal.strsignal(number)}"
+        except ValueError:
+            pass
+    return f"exit code {returncode}"
+
+
+def _last_used(path: Path) -> float:
+    for name in (LAST_USED, MARK):
+        try:
+            return (path / name).stat().st_mtime
+        except OSError:
+            continue
+    return path.stat().st_mtime
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _remove(path: Path) -> None:

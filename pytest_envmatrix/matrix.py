@@ -8,6 +8,7 @@ building a single environment.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -202,6 +203,8 @@ def _parse_one(args: tuple, kwargs: Mapping, where: str):
         elif key == PYTHON_AXIS:
             python = _parse_python(value, where)
         else:
+            if key in kwargs:
+                _reject_near_keyword(key, where)
             canonical = _canonical_name(key, where)
             if canonical in axes:
                 raise MarkerError(
@@ -209,6 +212,16 @@ def _parse_one(args: tuple, kwargs: Mapping, where: str):
                 )
             axes[canonical] = Axis(key, canonical, _parse_versions(key, canonical, value, where))
     return axes, python, deps, exclude
+
+
+def _reject_near_keyword(key: str, where: str) -> None:
+    """``excludes=`` or ``dep=`` would otherwise silently become a package axis."""
+    close = difflib.get_close_matches(key.lower(), ("deps", "exclude", PYTHON_AXIS), n=1, cutoff=0.7)
+    if close:
+        raise MarkerError(
+            f"{where}: envmatrix got unknown keyword {key!r}; did you mean {close[0]!r}? "
+            f"(a package of that name goes in the dict form: envmatrix({{{key!r}: [...]}}))"
+        )
 
 
 def _canonical_name(name: str, where: str) -> str:

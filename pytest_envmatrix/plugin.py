@@ -14,8 +14,9 @@ from __future__ import annotations
 import pytest
 
 from .matrix import MarkerError, build_matrix
+from .envcache import EnvCache
 from .session import COMBINATION_ARG, EnvMatrixSession
-from .settings import Settings, add_options
+from .settings import Settings, add_options, cache_dir, max_age_days
 
 MARKER_HELP = (
     "envmatrix(*{name: versions}, deps=[], python=[], exclude=[], **name_versions): "
@@ -40,6 +41,20 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(session, "envmatrix-session")
+
+
+def pytest_cmdline_main(config: pytest.Config):
+    """``--envmatrix-prune`` is a maintenance command: it prunes and exits, collecting nothing."""
+    if not config.option.envmatrix_prune:
+        return None
+    root = cache_dir(config)
+    days = max_age_days(config)
+    removed = EnvCache(root).prune(days)
+    for path, size in removed:
+        print(f"envmatrix: removed {path} ({size / 1e6:.1f} MB)")
+    freed = sum(size for _, size in removed)
+    print(f"envmatrix: pruned {len(removed)} environment(s) unused for {days:g} days from {root}, freed {freed / 1e6:.1f} MB")
+    return 0
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,14 @@
-"""Running one environment's items in a child pytest and reading back its reports."""
+"""Running items in a child pytest inside one environment, and reading its reports as they come."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ CHILD_SCRIPT = Path(__file__).with_name("_child.py")
 # Variables of the parent's pytest that would reconfigure the child behind our back:
 # its options were already parsed by the parent and the needed ones are forwarded.
 _DROPPED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST", "PYTHONHOME", "__PYVENV_LAUNCHER__")
+_POLL_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,37 @@ class PlannedItem:
 
 @dataclass
 class ChildOutcome:
-    """What one child run produced, in the parent's report objects."""
+    """What one child process did, in the parent's report objects."""
 
-    reports: dict[str, list] = field(default_factory=dict)  # nodeid → TestReports, in order
+    finished: dict[str, list] = field(default_factory=dict)  # nodeid → all its reports
+    running: str | None = None  # the item under way when the child ended: it crashed or hung there
+    partial: list = field(default_factory=list)  # reports the running item got before that
     collect_errors: list = field(default_factory=list)  # failed CollectReports
-    collected: list[str] | None = None  # node ids the child selected, None if it never got there
-    exitstatus: int | None = None  # pytest's exit status, None if the child died first
+    collected: list[str] | None = None  # node ids the child selected; None if it never got there
+    exitstatus: int | None = None  # pytest's exit status; None if the child died first
     returncode: int | None = None
+    timed_out: bool = False
     output: str = ""
+
+    def death(self) -> str:
+        """How the process ended, in words."""
+        if self.returncode is None:
+            return "did not end"
+        if self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = f"signal {-self.returncode}"
+            return f"killed by {name} (exit code {self.returncode})"
+        return f"exit code {self.returncode}"
+
+    def output_tail(self, lines: int = 40) -> list[str]:
+        """The end of what the child printed; a fatal-error dump is kept from its first line."""
+        text = self.output.strip().splitlines()
+        for index in range(len(text) - 1, max(-1, len(text) - 200), -1):
+            if text[index].startswith("Fatal Python error"):
+                return text[index:]
+        return text[-lines:]
 
 
 def forwarded_args(config: pytest.Config) -> list[str]:
@@ -55,7 +81,7 @@ def forwarded_args(config: pytest.Config) -> list[str]:
         if not override.startswith("addopts="):
             args += ["-o", override]
     args += ["-o", "addopts="]
-    args += [f"--verbosity={config.get_verbosity()}" if hasattr(config, "get_verbosity") else f"--verbosity={opt.verbose}"]
+    args += [f"--verbosity={opt.verbose}"]
     args += ["--tb", opt.tbstyle, "--capture", opt.capture, "--import-mode", opt.importmode]
     args += ["--assert", opt.assertmode]
     for warning_filter in opt.pythonwarnings or []:
@@ -73,6 +99,25 @@ def forwarded_args(config: pytest.Config) -> list[str]:
     return args
 
 
+class _EventFile:
+    """Reads the JSON lines a child appends, as they arrive; a torn last line waits for its end."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, encoding="utf-8")
+        self._buffer = ""
+
+    def read(self) -> list[dict]:
+        chunk = self._file.read()
+        if not chunk:
+            return []
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split("\n")
+        return [json.loads(line) for line in lines if line]
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def run_child(
     config: pytest.Config,
     env: BuiltEnv,
@@ -80,18 +125,26 @@ def run_child(
     workdir: Path,
     basetemp: Path,
     cwd_on_sys_path: bool,
+    on_item_done: Callable[[str, list], None],
+    timeout: float | None = None,
     running: set | None = None,
 ) -> ChildOutcome:
-    """Run ``items`` in one child process in ``env`` and collect every report it sent."""
+    """Run ``items`` in one child process in ``env``.
+
+    ``on_item_done(nodeid, reports)`` is called as soon as an item's teardown
+    report arrives, from the calling thread. With ``timeout``, a child that
+    spends longer than that on one item (or before its first) is killed
+    together with its process group, and ``timed_out`` is set.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
-    events = workdir / "events.jsonl"
-    events.write_bytes(b"")
+    events_path = workdir / "events.jsonl"
+    events_path.write_bytes(b"")
     paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
     plan = {
         "nodeids": [item.nodeid for item in items],
         "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items},
-        "events": str(events),
+        "events": str(events_path),
         "cwd_on_sys_path": cwd_on_sys_path,
         "args": [*paths, *forwarded_args(config), "--basetemp", str(basetemp)],
     }
@@ -104,6 +157,8 @@ def run_child(
 
     capture = config.option.capture != "no"
     output_path = workdir / "output.txt"
+    outcome = ChildOutcome()
+    events = _EventFile(events_path)
     with open(output_path, "wb") as output:
         proc = subprocess.Popen(
             [str(env.python), str(CHILD_SCRIPT), str(plan_path)],
@@ -112,43 +167,91 @@ def run_child(
             stdin=subprocess.DEVNULL,
             stdout=output if capture else None,
             stderr=subprocess.STDOUT if capture else None,
+            # its own process group: a terminal's Ctrl-C reaches only the parent, which ends the
+            # child and everything the child started, together
+            start_new_session=True,
         )
-        if running is not None:
-            running.add(proc)  # so the session can end it when the run stops early
-        try:
+    if running is not None:
+        running.add(proc)
+    reading = _Reading(config, outcome, on_item_done)
+    try:
+        phase_start = time.monotonic()
+        while True:
+            for event in events.read():
+                if reading.handle(event):
+                    phase_start = time.monotonic()
+            if proc.poll() is not None:
+                break
+            if timeout is not None and time.monotonic() - phase_start > timeout:
+                outcome.timed_out = True
+                kill_group(proc)
+                proc.wait()
+                break
+            time.sleep(_POLL_SECONDS)
+        for event in events.read():
+            reading.handle(event)
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
             proc.wait()
-        finally:
-            if running is not None:
-                running.discard(proc)
-    outcome = read_events(config, events)
+        events.close()
+        if running is not None:
+            running.discard(proc)
     outcome.returncode = proc.returncode
+    outcome.running, outcome.partial = reading.current, reading.current_reports
     outcome.output = output_path.read_text(encoding="utf-8", errors="replace") if capture else ""
     return outcome
 
 
-def read_events(config: pytest.Config, events: Path) -> ChildOutcome:
-    outcome = ChildOutcome()
-    with open(events, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # the child died mid-write; what came before is intact
-            event = json.loads(line)
-            kind = event["event"]
-            if kind == "logreport":
-                data = event["report"]
-                if isinstance(data.get("longrepr"), list):
-                    # a skip's (path, line, reason): JSON made the tuple a list, pytest wants the tuple
-                    data["longrepr"] = tuple(data["longrepr"])
-                report = config.hook.pytest_report_from_serializable(config=config, data=data)
-                outcome.reports.setdefault(report.nodeid, []).append(report)
-            elif kind == "collectreport":
-                report = config.hook.pytest_report_from_serializable(config=config, data=event["report"])
-                outcome.collect_errors.append(report)
-            elif kind == "collected":
-                outcome.collected = event["nodeids"]
-            elif kind == "sessionfinish":
-                outcome.exitstatus = event["exitstatus"]
-    return outcome
+class _Reading:
+    """Turns a child's events into reports, and knows which item is under way."""
+
+    def __init__(self, config: pytest.Config, outcome: ChildOutcome, on_item_done) -> None:
+        self.config = config
+        self.outcome = outcome
+        self.on_item_done = on_item_done
+        self.current: str | None = None
+        self.current_reports: list = []
+
+    def handle(self, event: dict) -> bool:
+        """Apply one event; True when it starts a new phase (the timeout restarts)."""
+        kind = event["event"]
+        if kind == "logstart":
+            self.current, self.current_reports = event["nodeid"], []
+            return True
+        if kind == "logreport":
+            report = self._report(event["report"])
+            self.current_reports.append(report)
+            if report.when == "teardown":
+                self.outcome.finished[report.nodeid] = self.current_reports
+                self.on_item_done(report.nodeid, self.current_reports)
+                self.current, self.current_reports = None, []
+            return False
+        if kind == "collectreport":
+            self.outcome.collect_errors.append(self._report(event["report"]))
+        elif kind == "collected":
+            self.outcome.collected = event["nodeids"]
+            return True
+        elif kind == "sessionfinish":
+            self.outcome.exitstatus = event["exitstatus"]
+        return False
+
+    def _report(self, data: dict):
+        if isinstance(data.get("longrepr"), list):
+            # a skip's (path, line, reason): JSON made the tuple a list, pytest wants the tuple
+            data["longrepr"] = tuple(data["longrepr"])
+        return self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill the child and whatever it started (it leads its own process group)."""
+    try:
+        if sys.platform == "win32":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def python_sees_cwd() -> bool:

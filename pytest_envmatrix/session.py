@@ -1,18 +1,20 @@
 """The parent side of a matrix run: one object, registered as a plugin.
 
-Items keep pytest's order. When the first item of an environment comes up,
-the environment is built (or found in the cache) and all of its items run in
-one child pytest; each item's reports are then replayed into the parent's
-hooks, so the terminal, ``-x``, ``--lf`` and ``--junitxml`` see ordinary
-reports.
+Environments are built and their children run ahead, up to ``jobs`` at once,
+in worker threads. Items keep pytest's order: each matrix item waits for its
+own reports (which stream in while its child still runs) and replays them
+into the parent's hooks, so the terminal, ``-x``, ``--lf`` and
+``--junitxml`` see ordinary reports. Every item gets reports, whatever
+happens to its environment or its child: no result is lost or invented.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from .envcache import BuildError, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .matrix import Combination, EnvSpec
 from .recipe import Recipe, detect_project
-from .runner import ChildOutcome, PlannedItem, python_sees_cwd, run_child
+from .runner import ChildOutcome, PlannedItem, kill_group, python_sees_cwd, run_child
 from .settings import Settings
 
 COMBINATION_ARG = "envmatrix_combination"
@@ -37,17 +39,39 @@ def combination_of(item: pytest.Item) -> Combination | None:
     return value if isinstance(value, Combination) else None
 
 
+class GroupResults:
+    """Reports of one environment's items: filled by a worker thread, taken in item order."""
+
+    def __init__(self) -> None:
+        self._ready: dict[str, list] = {}
+        self._done: set[str] = set()  # every item that got its reports, replayed or not
+        self._cond = threading.Condition()
+
+    def put(self, nodeid: str, reports: list) -> None:
+        with self._cond:
+            self._ready[nodeid] = reports
+            self._done.add(nodeid)
+            self._cond.notify_all()
+
+    def has(self, nodeid: str) -> bool:
+        with self._cond:
+            return nodeid in self._done
+
+    def take(self, nodeid: str) -> list:
+        with self._cond:
+            self._cond.wait_for(lambda: nodeid in self._ready)
+            return self._ready.pop(nodeid)
+
+
 @dataclass
 class EnvGroup:
     """The items of one run that share one environment."""
 
     spec: EnvSpec
-    index: int  # order of first appearance, for stable work-directory names
+    index: int  # order of first appearance, for work-directory names
     items: list[pytest.Item] = field(default_factory=list)
-    future: Future | None = None  # the group's work, when started ahead of its first item
-    pending: dict[str, list] | None = None  # nodeid → reports not yet replayed
-    env: BuiltEnv | None = None
-    recipe: Recipe | None = None
+    results: GroupResults = field(default_factory=GroupResults)
+    started: bool = False
 
 
 class EnvMatrixSession:
@@ -62,9 +86,11 @@ class EnvMatrixSession:
         self._basetemp_path: Path | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._running: set = set()  # child processes under way
+        self._stopping = threading.Event()
         self.built: list[BuiltEnv] = []
         self.reused: list[BuiltEnv] = []
         self.failed: list[EnvGroup] = []
+        self.notes: list[str] = []  # crashes and restarts, for the summary
 
     # ---- collection
 
@@ -100,21 +126,22 @@ class EnvMatrixSession:
         return not (session.testsfailed and not option.continue_on_collection_errors)
 
     def _start(self) -> None:
-        """Build and run environments ahead, up to ``jobs`` at once; replay stays in item order."""
         if not self.groups:
             return
         self._basetemp()  # create it here: pytest's factory is not safe to call from several threads
         jobs = max(1, min(self.settings.jobs, len(self.groups)))
         self._executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="envmatrix")
-        for group in self.groups.values():
-            group.future = self._executor.submit(self._run_group, group)
+        for group in self.groups.values():  # in order of first appearance: the first items come first
+            group.started = True
+            self._executor.submit(self._run_group, group)
 
     def _stop(self) -> None:
         """End work nobody will replay (after -x, or an interrupt): queued groups and live children."""
+        self._stopping.set()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             for proc in list(self._running):
-                proc.kill()
+                kill_group(proc)
             self._executor.shutdown(wait=True)
             self._executor = None
 
@@ -126,9 +153,10 @@ class EnvMatrixSession:
         if combination is None:
             return None
         group = self.groups[combination.env]
-        if group.pending is None:
-            group.pending = group.future.result() if group.future else self._run_group(group)
-        reports = group.pending.pop(item.nodeid)
+        if not group.started:
+            group.started = True
+            self._run_group(group)
+        reports = group.results.take(item.nodeid)
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         for report in reports:
@@ -137,56 +165,97 @@ class EnvMatrixSession:
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 
-    def _run_group(self, group: EnvGroup) -> dict[str, list]:
-        """The reports of every item of ``group``; never raises, so no result is ever lost."""
+    def _run_group(self, group: EnvGroup) -> None:
+        """Give every item of ``group`` its reports; never raises, so no item waits forever."""
         try:
-            return self._build_and_run(group)
+            self._build_and_run(group)
         except Exception:
             message = f"envmatrix: internal error while running {group.spec.label}\n{traceback.format_exc()}"
-            return {item.nodeid: [_setup_error(item, message)] for item in group.items}
+            self._fail_rest(group, message)
 
-    def _build_and_run(self, group: EnvGroup) -> dict[str, list]:
+    def _fail_rest(self, group: EnvGroup, message: str) -> None:
+        for item in group.items:
+            if not group.results.has(item.nodeid):
+                group.results.put(item.nodeid, [_error(item, message)])
+
+    def _build_and_run(self, group: EnvGroup) -> None:
         try:
-            group.recipe = self._recipe(group.spec)
+            recipe = self._recipe(group.spec)
         except InterpreterNotFound as exc:
-            return {item.nodeid: [_skipped(item, f"envmatrix: {exc}")] for item in group.items}
+            for item in group.items:
+                group.results.put(item.nodeid, [_skipped(item, f"envmatrix: {exc}")])
+            return
         try:
-            env = group.env = self.cache.ensure(group.recipe, rebuild=self.settings.rebuild)
+            env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
         except BuildError as exc:
             self.failed.append(group)
-            message = f"envmatrix: could not build the environment for {group.spec.label}\n{exc}"
-            return {item.nodeid: [_setup_error(item, message)] for item in group.items}
+            self._fail_rest(group, f"envmatrix: could not build the environment for {group.spec.label}\n{exc}")
+            return
         (self.reused if env.reused else self.built).append(env)
+        self._run_items(group, env)
 
-        planned = [_planned(item) for item in group.items]
-        workdir = self._workdir() / f"env{group.index}"
-        outcome = run_child(
-            self.config,
-            env,
-            planned,
-            workdir,
-            basetemp=self._basetemp() / f"env{group.index}",
-            cwd_on_sys_path=_CWD_ON_SYS_PATH,
-            running=self._running,
-        )
-        return {item.nodeid: self._reports_for(item, group, outcome) for item in group.items}
+    def _run_items(self, group: EnvGroup, env: BuiltEnv) -> None:
+        """Run the group's items in a child; after a crash or a hang, again on the ones left."""
+        by_id = {item.nodeid: item for item in group.items}
+        remaining = [_planned(item) for item in group.items]
+        attempt = 0
+        while remaining and not self._stopping.is_set():
+            outcome = run_child(
+                self.config,
+                env,
+                remaining,
+                workdir=self._workdir() / f"env{group.index}-run{attempt}",
+                basetemp=self._basetemp() / f"env{group.index}-run{attempt}",
+                cwd_on_sys_path=_CWD_ON_SYS_PATH,
+                on_item_done=group.results.put,
+                timeout=self.settings.timeout,
+                running=self._running,
+            )
+            attempt += 1
+            if self._stopping.is_set():
+                return
+            if outcome.running is None:
+                self._account_for_missing(group, remaining, outcome)
+                return
+            item = by_id[outcome.running]
+            group.results.put(item.nodeid, [*outcome.partial, self._death_report(item, outcome)])
+            remaining = [p for p in remaining if not group.results.has(p.nodeid)]
+            if remaining:
+                self.notes.append(
+                    f"{combination_of(item).id}: the child {_ended(outcome)} on {item.nodeid}; "
+                    f"restarted it on the {len(remaining)} remaining test(s)"
+                )
 
-    def _reports_for(self, item: pytest.Item, group: EnvGroup, outcome: ChildOutcome) -> list:
-        reports = outcome.reports.get(item.nodeid, [])
-        if reports and reports[-1].when == "teardown":
-            return reports
-        if reports:
-            why = f"the child pytest in {group.spec.label} stopped while running this test"
-        elif outcome.collect_errors:
-            why = f"the child pytest in {group.spec.label} could not collect this test"
-        elif outcome.collected is not None and item.nodeid not in outcome.collected:
-            why = f"the child pytest in {group.spec.label} did not find this test"
-        elif outcome.exitstatus is not None and outcome.exitstatus != 0 and outcome.collected is not None:
-            # pytest stopped early on purpose (-x/--maxfail): the item simply did not run
-            return [_skipped(item, "envmatrix: not run, the child stopped after an earlier failure")]
+    def _death_report(self, item: pytest.Item, outcome: ChildOutcome) -> pytest.TestReport:
+        combination = combination_of(item).id
+        if outcome.timed_out:
+            head = f"envmatrix: timed out after {self.settings.timeout:g} s in {combination}"
         else:
-            why = f"the child pytest in {group.spec.label} reported no result for this test"
-        return [*reports, _setup_error(item, _explain(why, outcome), when="teardown" if reports else "setup")]
+            head = f"envmatrix: the child pytest in {combination} crashed while running this test: {outcome.death()}"
+        when = {0: "setup", 1: "call"}.get(len(outcome.partial), "teardown")
+        return _error(item, _explain(head, outcome), when=when)
+
+    def _account_for_missing(self, group: EnvGroup, planned: list[PlannedItem], outcome: ChildOutcome) -> None:
+        """The child ended between items: every planned item it did not report gets an error."""
+        for p in planned:
+            if group.results.has(p.nodeid):
+                continue
+            item = next(i for i in group.items if i.nodeid == p.nodeid)
+            label = combination_of(item).id
+            if outcome.timed_out:
+                why = f"timed out after {self.settings.timeout:g} s in {label}, before this test started"
+            elif outcome.collect_errors:
+                why = f"the child pytest in {label} could not collect this test"
+            elif outcome.collected is not None and p.nodeid not in outcome.collected:
+                why = f"the child pytest in {label} did not find this test"
+            elif outcome.exitstatus is None:
+                why = f"the child pytest in {label} ended before running this test: {outcome.death()}"
+            elif outcome.exitstatus != 0:
+                group.results.put(p.nodeid, [_skipped(item, "envmatrix: not run, the child stopped after an earlier failure")])
+                continue
+            else:
+                why = f"the child pytest in {label} reported no result for this test"
+            group.results.put(p.nodeid, [_error(item, _explain(f"envmatrix: {why}", outcome))])
 
     def _recipe(self, spec: EnvSpec) -> Recipe:
         return Recipe(
@@ -196,6 +265,11 @@ class EnvMatrixSession:
             installer=self.settings.installer,
             index=self.settings.index,
         )
+
+    def _say(self, message: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"envmatrix: {message}")
 
     def _workdir(self) -> Path:
         if self._workroot is None:
@@ -217,6 +291,8 @@ class EnvMatrixSession:
         return f"envmatrix: installer {self.settings.installer.name}, cache {self.settings.cache_dir}"
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        for note in self.notes:
+            terminalreporter.write_line(f"envmatrix: {note}")
         if not (self.built or self.reused or self.failed):
             return
         seconds = sum(env.seconds for env in self.built)
@@ -250,14 +326,16 @@ def _planned(item: pytest.Item) -> PlannedItem:
     return PlannedItem(item.nodeid, definition, combination.id, combination.values())
 
 
-def _explain(why: str, outcome: ChildOutcome) -> str:
-    lines = [f"envmatrix: {why}"]
-    if outcome.returncode is not None:
-        lines.append(f"child exit code: {outcome.returncode}")
+def _ended(outcome: ChildOutcome) -> str:
+    return "timed out" if outcome.timed_out else f"crashed ({outcome.death()})"
+
+
+def _explain(head: str, outcome: ChildOutcome) -> str:
+    lines = [head]
     for report in outcome.collect_errors:
         lines.append(f"collection error in {report.nodeid or 'the session'}:")
         lines.append(str(report.longrepr))
-    tail = outcome.output.strip().splitlines()[-30:]
+    tail = outcome.output_tail()
     if tail:
         lines.append("child output (last lines):")
         lines.extend("    " + line for line in tail)
@@ -282,5 +360,5 @@ def _skipped(item: pytest.Item, reason: str) -> pytest.TestReport:
     return _report(item, "skipped", (str(item.path), item.location[1] + 1, f"Skipped: {reason}"), "setup")
 
 
-def _setup_error(item: pytest.Item, message: str, when: str = "setup") -> pytest.TestReport:
+def _error(item: pytest.Item, message: str, when: str = "setup") -> pytest.TestReport:
     return _report(item, "failed", message, when)

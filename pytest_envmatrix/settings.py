@@ -27,6 +27,9 @@ HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (re
 HELP_NO_INDEX = "do not use a package index: install only from --envmatrix-find-links"
 HELP_CACHE_DIR = f"where environments are cached (default: the user cache directory; env: {CACHE_DIR_ENV})"
 HELP_JOBS = "how many environments are built and run at once (default: the number of CPUs)"
+HELP_TIMEOUT = "seconds one test may take inside its environment before its child is killed (default: none)"
+HELP_PRUNE = "remove cached environments unused for envmatrix_max_age_days, print what was freed, and exit"
+HELP_MAX_AGE = "days an environment may go unused before --envmatrix-prune removes it (default: 30)"
 HELP_DEPS = "requirement lines installed into every environment (the suite's own test dependencies)"
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
@@ -35,6 +38,7 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("envmatrix", "environment matrix")
     group.addoption("--envmatrix", action="store_true", default=False, help=HELP_ENVMATRIX)
     group.addoption("--envmatrix-list", action="store_true", default=False, help=HELP_LIST)
+    group.addoption("--envmatrix-prune", action="store_true", default=False, help=HELP_PRUNE)
     group.addoption("--envmatrix-rebuild", action="store_true", default=False, help=HELP_REBUILD)
     group.addoption("--envmatrix-installer", choices=("auto", "uv", "pip"), default=None, help=HELP_INSTALLER)
     group.addoption("--envmatrix-index-url", metavar="URL", default=None, help=HELP_INDEX_URL)
@@ -42,9 +46,12 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
     group.addoption("--envmatrix-cache-dir", metavar="DIR", default=None, help=HELP_CACHE_DIR)
     group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
+    group.addoption("--envmatrix-timeout", metavar="SECONDS", default=None, help=HELP_TIMEOUT)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
     parser.addini("envmatrix_jobs", HELP_JOBS, default="")
+    parser.addini("envmatrix_timeout", HELP_TIMEOUT, default="")
+    parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")
     parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
 
@@ -60,6 +67,7 @@ class Settings:
     deps: tuple[str, ...]
     project: str
     jobs: int
+    timeout: float | None
 
     @property
     def expands(self) -> bool:
@@ -88,13 +96,25 @@ class Settings:
             enabled=enabled,
             list_only=list_only,
             rebuild=opt.envmatrix_rebuild,
-            cache_dir=_cache_dir(config),
+            cache_dir=cache_dir(config),
             installer=installer,
             index=IndexOptions(opt.envmatrix_index_url, find_links, opt.envmatrix_no_index),
             deps=tuple(deps),
             project=config.getini("envmatrix_project").strip() or "auto",
             jobs=_jobs(config),
+            timeout=_timeout(config),
         )
+
+
+def max_age_days(config: pytest.Config) -> float:
+    value = config.getini("envmatrix_max_age_days").strip()
+    try:
+        days = float(value)
+    except ValueError:
+        raise pytest.UsageError(f"ini option envmatrix_max_age_days: {value!r} is not a number of days") from None
+    if days < 0:
+        raise pytest.UsageError(f"ini option envmatrix_max_age_days: {value} must not be negative")
+    return days
 
 
 def _jobs(config: pytest.Config) -> int:
@@ -114,13 +134,28 @@ def _jobs(config: pytest.Config) -> int:
     return value
 
 
+def _timeout(config: pytest.Config) -> float | None:
+    value, source = config.option.envmatrix_timeout, "--envmatrix-timeout"
+    if value is None:
+        value, source = config.getini("envmatrix_timeout").strip(), "ini option envmatrix_timeout"
+    if value in ("", None):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: {value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise pytest.UsageError(f"{source}: {value} must be more than 0 seconds")
+    return seconds
+
+
 def _absolute(link: str, base: Path) -> str:
     if "://" in link:
         return link
     return str((base / link).resolve())
 
 
-def _cache_dir(config: pytest.Config) -> Path:
+def cache_dir(config: pytest.Config) -> Path:
     if config.option.envmatrix_cache_dir:
         return Path(config.option.envmatrix_cache_dir).expanduser().resolve()
     if os.environ.get(CACHE_DIR_ENV):

@@ -1,13 +1,18 @@
-import numpy as np
-import pytest
+"""The parent pytest collects this module without numpy installed, so numpy and
+statskit (which imports numpy) are imported inside the tests, where each
+combination provides its own numpy."""
 
-import statskit
+import pytest
 
 NUMPY_VERSIONS = ["1.26.4", "2.1.3"]
 
 
 @pytest.mark.envmatrix(numpy=NUMPY_VERSIONS)
 def test_mean(envmatrix_combination):
+    import numpy as np
+
+    import statskit
+
     if envmatrix_combination:  # inside a matrix run: the pinned numpy is the one imported
         assert np.__version__ == envmatrix_combination["numpy"]
     assert statskit.mean([1, 2, 3, 4]) == 2.5
@@ -16,5 +21,9 @@ def test_mean(envmatrix_combination):
 @pytest.mark.envmatrix(numpy=NUMPY_VERSIONS)
 def test_fee_keeps_double_precision():
     """Passes on numpy 1.26.4, fails on 2.x: NEP 50 keeps float32 + float in float32."""
+    import numpy as np
+
+    import statskit
+
     total = statskit.with_fee(np.float32(19.99), 0.01)
     assert total.dtype == np.float64
