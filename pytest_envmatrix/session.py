@@ -10,6 +10,7 @@ happens to its environment or its child: no result is lost or invented.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import threading
@@ -94,10 +95,31 @@ class EnvMatrixSession:
 
     # ---- collection
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        if _xdist_distributes(config) and config.getoption("dist") == "load":
+            # one environment is one child run: send all of its items to the same worker
+            config.option.dist = "loadgroup"
+        if getattr(config, "workerinput", {}).get("envmatrix_loadgroup"):
+            config.option.loadgroup = True  # workers parse the command line, not our change to it
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        if self.config.getoption("dist") == "loadgroup":
+            node.workerinput["envmatrix_loadgroup"] = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if getattr(config.option, "loadgroup", False) or config.getoption("dist", "no") == "loadgroup":
+            for item in items:
+                combination = combination_of(item)
+                if combination is not None:
+                    item.add_marker(pytest.mark.xdist_group(_xdist_group(combination.env)))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Group the items that survived selection (-k, -m, --lf, ...) by environment."""
         self.groups.clear()
-        for item in items:
+        for item in session.items:
             combination = combination_of(item)
             if combination is None:
                 continue
@@ -156,10 +178,11 @@ class EnvMatrixSession:
         if not group.started:
             group.started = True
             self._run_group(group)
-        reports = group.results.take(item.nodeid)
+        reports = group.results.take(child_nodeid(item))
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         for report in reports:
+            report.nodeid = item.nodeid  # differs from the child's only by xdist's group suffix
             report.user_properties.append(("envmatrix", combination.id))
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -175,15 +198,15 @@ class EnvMatrixSession:
 
     def _fail_rest(self, group: EnvGroup, message: str) -> None:
         for item in group.items:
-            if not group.results.has(item.nodeid):
-                group.results.put(item.nodeid, [_error(item, message)])
+            if not group.results.has(child_nodeid(item)):
+                group.results.put(child_nodeid(item), [_error(item, message)])
 
     def _build_and_run(self, group: EnvGroup) -> None:
         try:
             recipe = self._recipe(group.spec)
         except InterpreterNotFound as exc:
             for item in group.items:
-                group.results.put(item.nodeid, [_skipped(item, f"envmatrix: {exc}")])
+                group.results.put(child_nodeid(item), [_skipped(item, f"envmatrix: {exc}")])
             return
         try:
             env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
@@ -196,7 +219,7 @@ class EnvMatrixSession:
 
     def _run_items(self, group: EnvGroup, env: BuiltEnv) -> None:
         """Run the group's items in a child; after a crash or a hang, again on the ones left."""
-        by_id = {item.nodeid: item for item in group.items}
+        by_id = {child_nodeid(item): item for item in group.items}
         remaining = [_planned(item) for item in group.items]
         attempt = 0
         while remaining and not self._stopping.is_set():
@@ -218,7 +241,7 @@ class EnvMatrixSession:
                 self._account_for_missing(group, remaining, outcome)
                 return
             item = by_id[outcome.running]
-            group.results.put(item.nodeid, [*outcome.partial, self._death_report(item, outcome)])
+            group.results.put(outcome.running, [*outcome.partial, self._death_report(item, outcome)])
             remaining = [p for p in remaining if not group.results.has(p.nodeid)]
             if remaining:
                 self.notes.append(
@@ -240,7 +263,7 @@ class EnvMatrixSession:
         for p in planned:
             if group.results.has(p.nodeid):
                 continue
-            item = next(i for i in group.items if i.nodeid == p.nodeid)
+            item = next(i for i in group.items if child_nodeid(i) == p.nodeid)
             label = combination_of(item).id
             if outcome.timed_out:
                 why = f"timed out after {self.settings.timeout:g} s in {label}, before this test started"
@@ -323,7 +346,27 @@ def _planned(item: pytest.Item) -> PlannedItem:
     combination = combination_of(item)
     assert combination is not None
     definition = f"{item.parent.nodeid}::{item.originalname}"
-    return PlannedItem(item.nodeid, definition, combination.id, combination.values())
+    return PlannedItem(child_nodeid(item), definition, combination.id, combination.values())
+
+
+_XDIST_GROUP_PREFIX = "envmatrix-"
+
+
+def _xdist_group(spec: EnvSpec) -> str:
+    return _XDIST_GROUP_PREFIX + hashlib.sha256(spec.label.encode()).hexdigest()[:10]
+
+
+def _xdist_distributes(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("xdist") and bool(config.getoption("numprocesses", None))
+
+
+def child_nodeid(item: pytest.Item) -> str:
+    """The node id the child sees: without the ``@group`` suffix xdist's loadgroup adds."""
+    nodeid = item.nodeid
+    head, sep, tail = nodeid.rpartition("@")
+    if sep and tail.startswith(_XDIST_GROUP_PREFIX):
+        return head
+    return nodeid
 
 
 def _ended(outcome: ChildOutcome) -> str:

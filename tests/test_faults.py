@@ -137,7 +137,7 @@ def test_ctrl_c_ends_the_children_and_keeps_the_results(matrix, tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    wait_for(pidfile.exists, 120, "the child to start the sleeping test")
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 120, "the child to start the sleeping test")
     child = int(pidfile.read_text())
     assert pid_alive(child)
     proc.send_signal(signal.SIGINT)
@@ -217,7 +217,8 @@ def test_a_build_killed_midway_is_rebuilt_by_the_next_run(fresh_matrix, slow_pac
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    wait_for((tmp_path / "build-started").exists, 120, "the build to start")
+    started = tmp_path / "build-started"
+    wait_for(lambda: started.exists() and started.read_text().strip(), 120, "the build to start")
     os.killpg(proc.pid, signal.SIGKILL)  # the whole pytest process, installer and build included
     proc.wait()
     (env_dir,) = (fresh_matrix.cache / "envs").iterdir()
@@ -452,23 +453,31 @@ def test_an_unreachable_index_fails_new_environments_and_cached_ones_still_run(f
     result.stdout.fnmatch_lines(["*could not build the environment for emx-demo==2.0*", f"*127.0.0.1:{port}*"])
 
 
-def test_xdist_runs_every_item_once_and_builds_each_environment_once(fresh_matrix):
+def test_xdist_runs_every_item_once_and_builds_each_environment_once(fresh_matrix, tmp_path):
     pytest.importorskip("xdist")
+    runs = tmp_path / "runs.txt"
     fresh_matrix.pytester.makepyfile(
-        """
+        f"""
+        import os
         import pytest
 
         pytestmark = pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
 
         @pytest.mark.parametrize("n", range(4))
-        def test_many(n):
-            import emx_demo
+        def test_many(n, envmatrix_combination):
+            with open({str(runs)!r}, "a") as f:
+                f.write(f"{{envmatrix_combination['emx_demo']}} {{n}} {{os.getpid()}}\\n")
         """
     )
     result = fresh_matrix.run("-n", "2", "-v", subprocess=True)
     result.assert_outcomes(passed=8)
     assert result.stdout.str().count("PASSED") == 8
     assert sorted(b["label"] for b in builds(fresh_matrix.cache)) == ["emx-demo==1.0", "emx-demo==2.0"]
+    lines = [line.split() for line in runs.read_text().splitlines()]
+    assert sorted((v, n) for v, n, _ in lines) == [(v, str(n)) for v in ("1.0", "2.0") for n in range(4)]
+    # all the items of one environment ran in one child process
+    assert len({pid for v, _, pid in lines if v == "1.0"}) == 1
+    assert len({pid for v, _, pid in lines if v == "2.0"}) == 1
 
 
 def test_refuses_a_symlinked_environment_and_a_foreign_cache(fresh_matrix, tmp_path):
