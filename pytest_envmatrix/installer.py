@@ -45,8 +45,9 @@ class Installer:
         """One install command, so the project, its dependencies and the pins resolve together."""
         targets = [*(["-e", editable] if editable else []), *requirements]
         if self.name == "uv":
-            return [self.executable or "uv", "pip", "install", "--python", python, "--compile-bytecode", *index.args(), *targets]
-        return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *index.args(), *targets]
+            return [self.executable or "uv", "pip", "install", "--python", python, *index.args(), *targets]
+        # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
+        return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile", *index.args(), *targets]
 
 
 def find_uv() -> str | None:

@@ -22,7 +22,7 @@ from .interpreters import Interpreter
 from .matrix import EnvSpec
 
 # Bump when the layout of an environment or its completion mark changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _METADATA_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 

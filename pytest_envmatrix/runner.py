@@ -151,9 +151,7 @@ def run_child(
     plan_path = workdir / "plan.json"
     plan_path.write_text(json.dumps(plan), encoding="utf-8")
 
-    child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
-    child_env["VIRTUAL_ENV"] = str(env.path)
-    child_env["PATH"] = str(env.python.parent) + os.pathsep + child_env.get("PATH", "")
+    child_env = child_environment(env)
 
     capture = config.option.capture != "no"
     output_path = workdir / "output.txt"
@@ -241,6 +239,24 @@ class _Reading:
             # a skip's (path, line, reason): JSON made the tuple a list, pytest wants the tuple
             data["longrepr"] = tuple(data["longrepr"])
         return self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+
+
+def child_environment(env: BuiltEnv) -> dict[str, str]:
+    """The parent's environment variables, adjusted to run inside ``env``.
+
+    Environments are filled without byte-compiling (compiling all of numpy
+    costs seconds, most of it never imported). Where the user switched
+    bytecode writing off (``PYTHONDONTWRITEBYTECODE``), the child writes it
+    after all, but only under the environment's own ``pycache`` folder
+    (``PYTHONPYCACHEPREFIX``): the first run compiles what it imports, later
+    runs start fast, and the user's tree stays free of ``__pycache__``.
+    """
+    child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    child_env["VIRTUAL_ENV"] = str(env.path)
+    child_env["PATH"] = str(env.python.parent) + os.pathsep + child_env.get("PATH", "")
+    if child_env.pop("PYTHONDONTWRITEBYTECODE", None) and not child_env.get("PYTHONPYCACHEPREFIX"):
+        child_env["PYTHONPYCACHEPREFIX"] = str(env.path / "pycache")
+    return child_env
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -100,3 +100,25 @@ def test_python_axis_runs_each_interpreter_and_skips_a_missing_one(matrix):
             "SKIPPED [[]1[]] *: envmatrix: python 3.99 was not found on this machine",
         ]
     )
+
+
+def test_bytecode_is_cached_in_the_environment_not_in_the_users_tree(fresh_matrix, monkeypatch):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    fresh_matrix.pytester.makepyfile(
+        helper="VALUE = 1\n",
+        test_bytecode="""
+        import sys
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_compiled():
+            import emx_demo, helper
+            assert sys.pycache_prefix and sys.pycache_prefix.startswith(sys.prefix)
+        """,
+    )
+    fresh_matrix.run().assert_outcomes(passed=1)
+    (env_dir,) = (fresh_matrix.cache / "envs").iterdir()
+    compiled = [str(p) for p in (env_dir / "pycache").rglob("*.pyc")]
+    assert any("/emx_demo/__init__." in p for p in compiled)  # an installed package
+    assert any(p.endswith(".pyc") and "/helper." in p for p in compiled)  # the user's own module
+    assert not list(fresh_matrix.pytester.path.rglob("__pycache__"))
