@@ -166,3 +166,48 @@ def test_pip_installer_builds_equivalent_environments(fresh_matrix):
     # a different installer is a different environment
     result = fresh_matrix.run("--envmatrix-installer=uv")
     result.stdout.fnmatch_lines(["*2 built*"])
+
+
+def test_a_package_that_does_not_exist_is_an_installer_error(fresh_matrix):
+    fresh_matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_nonexistent=["1.0"])
+        def test_a():
+            pass
+        """
+    )
+    result = fresh_matrix.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*could not build the environment for emx-nonexistent==1.0*", "*emx-nonexistent*"])
+
+
+def test_a_project_that_fails_to_build_errors_its_items(fresh_matrix):
+    fresh_matrix.pytester.makefile(
+        ".toml",
+        pyproject="""
+        [build-system]
+        requires = []
+        build-backend = "broken_backend"
+        backend-path = ["."]
+
+        [project]
+        name = "emx-broken"
+        version = "0.1"
+        """,
+    )
+    fresh_matrix.pytester.makepyfile(
+        broken_backend="def build_editable(*args, **kwargs):\n    raise RuntimeError('the build backend exploded')\n",
+        test_broken="""
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_a():
+            pass
+        """,
+    )
+    result = fresh_matrix.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*could not build the environment for emx-demo==1.0*", "*the build backend exploded*"])
+    assert fresh_matrix.envs() == {}

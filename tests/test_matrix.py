@@ -92,6 +92,10 @@ def test_canonical_requirement_is_spelling_independent():
         ({"numpy": ["1.0", "1.0.0"]}, "repeats '1.0'"),
         ({"numpy": ["1.0"], "deps": ["scipy>>1"]}, "'scipy>>1' is not a valid requirement"),
         ({"numpy": ["1.0"], "python": [3.12]}, "3.12 is not an interpreter version"),
+        ({"numpy": ["1.0"], "excludes": [{"numpy": "1.0"}]}, "unknown keyword 'excludes'; did you mean 'exclude'?"),
+        ({"numpy": ["1.0"], "dep": ["scipy"]}, "unknown keyword 'dep'; did you mean 'deps'?"),
+        ({"numpy": ["../../x"]}, "'../../x' is neither a version"),
+        ({"../../x": ["1.0"]}, "'../../x' is not a valid distribution name"),
     ],
 )
 def test_bad_input_names_the_test_and_the_value(kwargs, message):
