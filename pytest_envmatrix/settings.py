@@ -46,12 +46,12 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
     group.addoption("--envmatrix-cache-dir", metavar="DIR", default=None, help=HELP_CACHE_DIR)
     group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
-    group.addoption("--envmatrix-timeout", metavar="SECONDS", default=None, help=HELP_TIMEOUT)
+    group.addoption("--envmatrix-timeout", metavar="SECONDS", type=float, default=None, help=HELP_TIMEOUT)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
     parser.addini("envmatrix_jobs", HELP_JOBS, default="")
     parser.addini("envmatrix_timeout", HELP_TIMEOUT, default="")
-    parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")
+    parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
     parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
 
@@ -106,47 +106,34 @@ class Settings:
         )
 
 
-def max_age_days(config: pytest.Config) -> float:
-    value = config.getini("envmatrix_max_age_days").strip()
+def _number(config: pytest.Config, name: str, kind: type, minimum: float, what: str):
+    """Command line, then ini; None when neither sets it. Errors name the source and the value."""
+    value = getattr(config.option, name, None)
+    source = "--" + name.replace("_", "-")
+    if value is None:
+        value, source = config.getini(name).strip(), f"ini option {name}"
+        if not value:
+            return None
     try:
-        days = float(value)
+        number = kind(value)
     except ValueError:
-        raise pytest.UsageError(f"ini option envmatrix_max_age_days: {value!r} is not a number of days") from None
-    if days < 0:
-        raise pytest.UsageError(f"ini option envmatrix_max_age_days: {value} must not be negative")
-    return days
+        raise pytest.UsageError(f"{source}: {value!r} is not {what}") from None
+    if number < minimum:
+        raise pytest.UsageError(f"{source}: {value} must be at least {minimum:g}")
+    return number
+
+
+def max_age_days(config: pytest.Config) -> float:
+    return _number(config, "envmatrix_max_age_days", float, 0, "a number of days")
 
 
 def _jobs(config: pytest.Config) -> int:
-    value = config.option.envmatrix_jobs
-    source = "--envmatrix-jobs"
-    if value is None:
-        ini = config.getini("envmatrix_jobs").strip()
-        if not ini:
-            return os.cpu_count() or 1
-        source = "ini option envmatrix_jobs"
-        try:
-            value = int(ini)
-        except ValueError:
-            raise pytest.UsageError(f"{source}: {ini!r} is not a whole number") from None
-    if value < 1:
-        raise pytest.UsageError(f"{source}: {value} must be at least 1")
-    return value
+    jobs = _number(config, "envmatrix_jobs", int, 1, "a whole number")
+    return jobs if jobs is not None else (os.cpu_count() or 1)
 
 
 def _timeout(config: pytest.Config) -> float | None:
-    value, source = config.option.envmatrix_timeout, "--envmatrix-timeout"
-    if value is None:
-        value, source = config.getini("envmatrix_timeout").strip(), "ini option envmatrix_timeout"
-    if value in ("", None):
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise pytest.UsageError(f"{source}: {value!r} is not a number of seconds") from None
-    if seconds <= 0:
-        raise pytest.UsageError(f"{source}: {value} must be more than 0 seconds")
-    return seconds
+    return _number(config, "envmatrix_timeout", float, 0.001, "a number of seconds")
 
 
 def _absolute(link: str, base: Path) -> str:
