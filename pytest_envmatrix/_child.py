@@ -78,6 +78,19 @@ class ChildPlugin:
     def pytest_runtest_logreport(self, report):
         self._send("logreport", report=self._serialize(report))
 
+    def pytest_warning_recorded(self, warning_message, when, nodeid, location):
+        if when != "runtest":
+            return  # collection and configuration warnings are the parent's own, already shown
+        category = warning_message.category
+        self._send(
+            "warning",
+            message=str(warning_message.message),
+            category=category.__name__,
+            category_module=category.__module__,
+            filename=str(warning_message.filename),
+            lineno=warning_message.lineno,
+        )
+
     def pytest_sessionfinish(self, exitstatus):
         self._send("sessionfinish", exitstatus=int(exitstatus))
         self.events.close()

@@ -8,16 +8,23 @@ directory without a valid mark is never trusted: it is removed and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from .recipe import Recipe
 
@@ -67,6 +74,8 @@ class EnvCache:
     def __init__(self, root: Path, lock_timeout: float = 1800) -> None:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
+        self._in_use: dict[str, int] = {}  # env name → descriptor holding its shared "in use" lock
+        self._in_use_guard = threading.Lock()
 
     def env_dir(self, recipe: Recipe) -> Path:
         return self.root / "envs" / recipe.key[:_KEY_CHARS]
@@ -91,6 +100,8 @@ class EnvCache:
         ``on_wait(message)`` is told when another process holds the build lock
         for more than a few seconds.
         """
+        self._check_safe(self.env_dir(recipe))
+        self._hold_in_use(self.env_dir(recipe).name)
         if not rebuild:
             found = self.lookup(recipe)
             if found:
@@ -100,7 +111,6 @@ class EnvCache:
             self._prepare_root()
         except OSError as exc:
             raise BuildError(f"the environment cache {self.root} is not usable: {exc}") from exc
-        self._check_safe(self.env_dir(recipe))
         lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
         self._acquire(lock, recipe, on_wait)
         try:
@@ -114,9 +124,36 @@ class EnvCache:
         finally:
             lock.release()
 
+    def _hold_in_use(self, name: str) -> None:
+        """Hold a shared lock on the environment for the rest of this process, so prune skips it.
+
+        filelock offers exclusive locks only (in the versions we support), so
+        this is ``flock(LOCK_SH)``; where there is no ``fcntl`` (Windows), or
+        the cache is read-only, environments in use are protected by their
+        last-used time alone.
+        """
+        if fcntl is None:
+            return
+        with self._in_use_guard:
+            if name in self._in_use:
+                return
+            try:
+                (self.root / "locks").mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.root / "locks" / f"{name}.use", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a prune is removing this environment
+            self._in_use[name] = fd
+
+    def release(self) -> None:
+        with self._in_use_guard:
+            for fd in self._in_use.values():
+                os.close(fd)
+            self._in_use.clear()
+
     def _check_safe(self, path: Path) -> None:
         """Refuse a cache someone else controls: we would run their interpreter."""
-        if hasattr(os, "getuid"):
+        if hasattr(os, "getuid") and self.root.exists():
             owner = self.root.stat().st_uid
             if owner != os.getuid():
                 raise BuildError(
@@ -229,13 +266,14 @@ class EnvCache:
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                continue
+                continue  # being built
             try:
-                if _last_used(path) > cutoff:
-                    continue
-                size = _tree_size(path)
-                _remove(path)
-                removed.append((path, size))
+                with _unused(self.root / "locks" / f"{path.name}.use") as unused:
+                    if not unused or _last_used(path) > cutoff:
+                        continue
+                    size = _tree_size(path)
+                    _remove(path)
+                    removed.append((path, size))
             finally:
                 lock.release()
         return removed
@@ -253,6 +291,24 @@ class EnvCache:
         if not tag.exists():
             tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
             (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _unused(use_file: Path):
+    """Yields whether no process holds the environment's "in use" lock, and keeps it that way meanwhile."""
+    if fcntl is None or not use_file.exists():
+        yield True
+        return
+    fd = os.open(use_file, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _exit_words(returncode: int) -> str:

@@ -116,6 +116,7 @@ class Axis:
 class Matrix:
     """The merged markers of one test function."""
 
+    where: str = ""  # the test, for error messages
     axes: dict[str, Axis] = field(default_factory=dict)  # canonical name → axis
     python: tuple[str, ...] | None = None
     deps: list[str] = field(default_factory=list)
@@ -141,6 +142,14 @@ class Matrix:
                     continue
                 requirements = tuple(sorted({*fixed, *(pin.requirement for pin in pins)}))
                 result.append(Combination(pins, python, EnvSpec(python, requirements)))
+        seen: dict[EnvSpec, Combination] = {}
+        for combination in result:
+            other = seen.setdefault(combination.env, combination)
+            if other is not combination:
+                raise MarkerError(
+                    f"{self.where}: envmatrix combinations {other.id!r} and {combination.id!r} ask for the same "
+                    f"environment ({combination.env.label}); list each version once"
+                )
         return result
 
     def _excluded(self, pins: tuple[Pin, ...], python: str | None) -> bool:
@@ -156,7 +165,7 @@ def build_matrix(marks: Iterable[tuple[tuple, Mapping]], where: str) -> Matrix:
     Axes combine; for the same package (or ``python``) the closest marker wins.
     ``deps`` and ``exclude`` accumulate. ``where`` names the test in errors.
     """
-    matrix = Matrix()
+    matrix = Matrix(where=where)
     for args, kwargs in marks:
         axes, python, deps, exclude = _parse_one(args, kwargs, where)
         for canonical, axis in axes.items():
@@ -185,6 +194,8 @@ def _parse_one(args: tuple, kwargs: Mapping, where: str):
         for key, value in arg.items():
             if not isinstance(key, str):
                 raise MarkerError(f"{where}: envmatrix package name must be a string, not {key!r}")
+            if key in named:
+                raise MarkerError(f"{where}: envmatrix axis {key!r} is given twice")
             named[key] = value
     for key, value in kwargs.items():
         if key in named:
@@ -231,11 +242,11 @@ def _canonical_name(name: str, where: str) -> str:
         raise MarkerError(f"{where}: envmatrix axis {name!r} is not a valid distribution name") from None
 
 
-def _as_list(value: object, what: str, where: str) -> list:
-    if isinstance(value, str):
+def _as_list(value: object, what: str, where: str, of: str = "strings") -> list:
+    if isinstance(value, str) and of == "strings":
         return [value]
     if not isinstance(value, (list, tuple)):
-        raise MarkerError(f"{where}: envmatrix {what} must be a list of strings, not {value!r}")
+        raise MarkerError(f"{where}: envmatrix {what} must be a list of {of}, not {value!r}")
     if not value:
         raise MarkerError(f"{where}: envmatrix {what} is an empty list")
     return list(value)
@@ -313,7 +324,7 @@ def _parse_exclude(value: object, where: str) -> list[dict[str, object]]:
     if isinstance(value, Mapping):
         value = [value]
     rules = []
-    for rule in _as_list(value, "exclude", where):
+    for rule in _as_list(value, "exclude", where, of="dicts"):
         if not isinstance(rule, Mapping) or not rule:
             raise MarkerError(f"{where}: envmatrix exclude: each entry must be a non-empty dict of axis → value, not {rule!r}")
         parsed = {}

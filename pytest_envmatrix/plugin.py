@@ -11,6 +11,8 @@ their environments.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from .matrix import MarkerError, build_matrix
@@ -19,7 +21,7 @@ from .session import COMBINATION_ARG, EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 
 MARKER_HELP = (
-    "envmatrix(*{name: versions}, deps=[], python=[], exclude=[], **name_versions): "
+    "envmatrix({name: [versions]}, name=[versions], ..., deps=[requirements], python=[versions], exclude=[{axis: value}]): "
     "with --envmatrix, run this test once per combination of the given dependency versions, "
     "each in its own cached virtualenv."
 )
@@ -63,9 +65,24 @@ def envmatrix_combination(request: pytest.FixtureRequest):
     return getattr(request, "param", None)
 
 
+def closest_first(definition: pytest.Item) -> list[tuple[tuple, dict]]:
+    """The envmatrix markers from the function outwards: function, class, base classes, module.
+
+    pytest lists a class's markers from its base classes down (reversed MRO);
+    the subclass's own marker is the closer one, so those are reversed here.
+    """
+    marks = []
+    for node, group in itertools.groupby(definition.iter_markers_with_node("envmatrix"), key=lambda pair: pair[0]):
+        node_marks = [mark for _, mark in group]
+        if isinstance(node, pytest.Class):
+            node_marks.reverse()
+        marks.extend((mark.args, mark.kwargs) for mark in node_marks)
+    return marks
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    marks = [(mark.args, mark.kwargs) for mark in metafunc.definition.iter_markers("envmatrix")]
+    marks = closest_first(metafunc.definition)
     if not marks:
         return
     settings = metafunc.config.stash[SETTINGS_KEY]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,8 @@ def forwarded_args(config: pytest.Config) -> list[str]:
     for override in getattr(opt, "override_ini", None) or []:
         if not override.startswith("addopts="):
             args += ["-o", override]
-    args += ["-o", "addopts="]
+    # the parent applied addopts and checked required_plugins already; the environment may lack them
+    args += ["-o", "addopts=", "-o", "required_plugins="]
     args += [f"--verbosity={opt.verbose}"]
     args += ["--tb", opt.tbstyle, "--capture", opt.capture, "--import-mode", opt.importmode]
     args += ["--assert", opt.assertmode]
@@ -125,13 +127,13 @@ def run_child(
     workdir: Path,
     basetemp: Path,
     cwd_on_sys_path: bool,
-    on_item_done: Callable[[str, list], None],
+    on_item_done: Callable[[str, list, list], None],
     timeout: float | None = None,
     running: set | None = None,
 ) -> ChildOutcome:
     """Run ``items`` in one child process in ``env``.
 
-    ``on_item_done(nodeid, reports)`` is called as soon as an item's teardown
+    ``on_item_done(nodeid, reports, warnings)`` is called as soon as an item's teardown
     report arrives, from the calling thread. With ``timeout``, a child that
     spends longer than that on one item (or before its first) is killed
     together with its process group, and ``timed_out`` is set.
@@ -188,6 +190,7 @@ def run_child(
             time.sleep(_POLL_SECONDS)
         for event in events.read():
             reading.handle(event)
+        reading.flush()
     finally:
         if proc.poll() is None:
             kill_group(proc)
@@ -202,7 +205,11 @@ def run_child(
 
 
 class _Reading:
-    """Turns a child's events into reports, and knows which item is under way."""
+    """Turns a child's events into reports, and knows which item is under way.
+
+    An item is handed on when the next one starts (or the child ends), not at
+    its teardown report: pytest records an item's warnings after that.
+    """
 
     def __init__(self, config: pytest.Config, outcome: ChildOutcome, on_item_done) -> None:
         self.config = config
@@ -210,10 +217,16 @@ class _Reading:
         self.on_item_done = on_item_done
         self.current: str | None = None
         self.current_reports: list = []
+        self.done: tuple[str, list, list] | None = None  # finished, waiting for its warnings
 
     def handle(self, event: dict) -> bool:
         """Apply one event; True when it starts a new phase (the timeout restarts)."""
         kind = event["event"]
+        if kind == "warning":
+            if self.done is not None:
+                self.done[2].append(_warning(event))
+            return False
+        self.flush()
         if kind == "logstart":
             self.current, self.current_reports = event["nodeid"], []
             return True
@@ -222,7 +235,7 @@ class _Reading:
             self.current_reports.append(report)
             if report.when == "teardown":
                 self.outcome.finished[report.nodeid] = self.current_reports
-                self.on_item_done(report.nodeid, self.current_reports)
+                self.done = (report.nodeid, self.current_reports, [])
                 self.current, self.current_reports = None, []
             return False
         if kind == "collectreport":
@@ -234,11 +247,32 @@ class _Reading:
             self.outcome.exitstatus = event["exitstatus"]
         return False
 
+    def flush(self) -> None:
+        if self.done is not None:
+            done, self.done = self.done, None
+            self.on_item_done(*done)
+
     def _report(self, data: dict):
         if isinstance(data.get("longrepr"), list):
             # a skip's (path, line, reason): JSON made the tuple a list, pytest wants the tuple
             data["longrepr"] = tuple(data["longrepr"])
         return self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+
+
+def _warning(event: dict) -> warnings.WarningMessage:
+    """A warning the child recorded, rebuilt for the parent's warnings summary."""
+    category = _warning_category(event["category_module"], event["category"])
+    return warnings.WarningMessage(
+        category(event["message"]), category, event["filename"], event["lineno"]
+    )
+
+
+def _warning_category(module: str, name: str) -> type:
+    found = getattr(sys.modules.get(module), name, None)
+    if isinstance(found, type) and issubclass(found, Warning):
+        return found
+    # a warning class of a package the parent does not have: same name, shown the same way
+    return type(name, (UserWarning,), {"__module__": module})
 
 
 def child_environment(env: BuiltEnv) -> dict[str, str]:

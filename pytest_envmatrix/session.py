@@ -44,13 +44,13 @@ class GroupResults:
     """Reports of one environment's items: filled by a worker thread, taken in item order."""
 
     def __init__(self) -> None:
-        self._ready: dict[str, list] = {}
+        self._ready: dict[str, tuple[list, list]] = {}
         self._done: set[str] = set()  # every item that got its reports, replayed or not
         self._cond = threading.Condition()
 
-    def put(self, nodeid: str, reports: list) -> None:
+    def put(self, nodeid: str, reports: list, warnings: list = ()) -> None:
         with self._cond:
-            self._ready[nodeid] = reports
+            self._ready[nodeid] = (reports, list(warnings))
             self._done.add(nodeid)
             self._cond.notify_all()
 
@@ -58,7 +58,8 @@ class GroupResults:
         with self._cond:
             return nodeid in self._done
 
-    def take(self, nodeid: str) -> list:
+    def take(self, nodeid: str) -> tuple[list, list]:
+        """The item's reports and the warnings it raised, once they are there."""
         with self._cond:
             self._cond.wait_for(lambda: nodeid in self._ready)
             return self._ready.pop(nodeid)
@@ -84,6 +85,7 @@ class EnvMatrixSession:
         self.groups: dict[EnvSpec, EnvGroup] = {}
         self.project = detect_project(config.rootpath, settings.project)
         self._workroot: Path | None = None
+        self._workroot_lock = threading.Lock()
         self._basetemp_path: Path | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._running: set = set()  # child processes under way
@@ -178,9 +180,16 @@ class EnvMatrixSession:
         if not group.started:
             group.started = True
             self._run_group(group)
-        reports = group.results.take(child_nodeid(item))
+        reports, warnings = group.results.take(child_nodeid(item))
+        if reports[-1].when != "teardown":
+            # our own skip and error reports stand for a whole item: end it as pytest would
+            reports.append(_report(item, "passed", None, "teardown"))
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        for warning in warnings:
+            self.config.hook.pytest_warning_recorded.call_historic(
+                kwargs=dict(warning_message=warning, when="runtest", nodeid=item.nodeid, location=None)
+            )
         for report in reports:
             report.nodeid = item.nodeid  # differs from the child's only by xdist's group suffix
             report.user_properties.append(("envmatrix", combination.id))
@@ -295,9 +304,10 @@ class EnvMatrixSession:
             reporter.write_line(f"envmatrix: {message}")
 
     def _workdir(self) -> Path:
-        if self._workroot is None:
-            self._workroot = Path(tempfile.mkdtemp(prefix="envmatrix-"))
-        return self._workroot
+        with self._workroot_lock:
+            if self._workroot is None:
+                self._workroot = Path(tempfile.mkdtemp(prefix="envmatrix-"))
+            return self._workroot
 
     def _basetemp(self) -> Path:
         if self._basetemp_path is None:
@@ -305,6 +315,7 @@ class EnvMatrixSession:
         return self._basetemp_path
 
     def pytest_unconfigure(self) -> None:
+        self.cache.release()
         if self._workroot is not None:
             shutil.rmtree(self._workroot, ignore_errors=True)
 

@@ -124,7 +124,8 @@ def _number(config: pytest.Config, name: str, kind: type, minimum: float, what: 
 
 
 def max_age_days(config: pytest.Config) -> float:
-    return _number(config, "envmatrix_max_age_days", float, 0, "a number of days")
+    days = _number(config, "envmatrix_max_age_days", float, 0, "a number of days")
+    return 30.0 if days is None else days
 
 
 def _jobs(config: pytest.Config) -> int:

@@ -510,34 +510,52 @@ def test_refuses_a_symlinked_environment_and_a_foreign_cache(fresh_matrix, tmp_p
         result.stdout.fnmatch_lines(["*refusing to use the environment cache *: it belongs to user id 65534*"])
 
 
-def test_prune_removes_old_environments_but_not_one_being_built(fresh_matrix):
+def test_prune_removes_old_environments_but_not_one_being_built_or_used(fresh_matrix, tmp_path):
+    started = tmp_path / "started"
     fresh_matrix.pytester.makepyfile(
-        """
+        f"""
+        import os, time
         import pytest
 
         @pytest.mark.envmatrix(emx_demo=["1.0", "2.0", "3.0"])
-        def test_ok():
-            pass
+        def test_ok(envmatrix_combination):
+            if os.environ.get("EMX_HOLD") == envmatrix_combination["emx_demo"]:
+                open({str(started)!r}, "w").write("running")
+                time.sleep(300)
         """
     )
     fresh_matrix.run().assert_outcomes(passed=3)
     envs = {m["label"]: fresh_matrix.cache / "envs" / k for k, m in fresh_matrix.envs().items()}
-    old = time.time() - 40 * 86400
-    for label in ("emx-demo==1.0", "emx-demo==2.0"):
-        os.utime(envs[label] / "envmatrix-last-used", (old, old))
+
+    # 2.0 is being built by another process: it holds the build lock
     lock = fresh_matrix.cache / "locks" / f"{envs['emx-demo==2.0'].name}.lock"
-    holder = subprocess.Popen(
+    builder = subprocess.Popen(
         [sys.executable, "-c", f"import time, filelock; held = filelock.FileLock({str(lock)!r}); held.acquire(); print('locked', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE,
         text=True,
     )
+    # 3.0 is in use by a run whose test is still going
+    user = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *fresh_matrix.options(), "-k", "emx_demo-3.0"],
+        cwd=fresh_matrix.pytester.path,
+        env=dict(os.environ, EMX_HOLD="3.0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        assert builder.stdout.readline().strip() == "locked"
+        wait_for(started.exists, 120, "the run using 3.0 to start its test")
+        old = time.time() - 40 * 86400
+        for env in envs.values():
+            os.utime(env / "envmatrix-last-used", (old, old))
         result = fresh_matrix.pytester.runpytest_subprocess(f"--envmatrix-cache-dir={fresh_matrix.cache}", "--envmatrix-prune")
     finally:
-        holder.kill()
-        holder.wait()
+        for proc in (builder, user):
+            proc.kill()
+            proc.wait()
     assert result.ret == 0
-    result.stdout.fnmatch_lines([f"envmatrix: removed {envs['emx-demo==1.0']} (*MB)", "envmatrix: pruned 1 environment(s) unused for 30 days from *, freed *MB"])
+    result.stdout.fnmatch_lines(
+        [f"envmatrix: removed {envs['emx-demo==1.0']} (*MB)", "envmatrix: pruned 1 environment(s) unused for 30 days from *, freed *MB"]
+    )
     assert not envs["emx-demo==1.0"].exists()
     assert envs["emx-demo==2.0"].exists() and envs["emx-demo==3.0"].exists()

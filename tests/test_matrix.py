@@ -113,3 +113,18 @@ def test_dict_with_a_non_string_key_is_rejected():
 def test_positional_argument_must_be_a_dict():
     with pytest.raises(MarkerError, match="not 'numpy'"):
         combos(((("numpy"),), {}))
+
+
+def test_two_values_for_one_environment_are_rejected():
+    with pytest.raises(MarkerError, match="combinations 'numpy-1.0' and 'numpy-==1.0' ask for the same environment"):
+        combos(((), {"numpy": ["1.0", "==1.0"]}))
+
+
+def test_the_same_name_in_two_dicts_is_rejected():
+    with pytest.raises(MarkerError, match="axis 'numpy' is given twice"):
+        combos((({"numpy": ["1.0"]}, {"numpy": ["2.0"]}), {}))
+
+
+def test_exclude_of_the_wrong_type_says_what_it_wants():
+    with pytest.raises(MarkerError, match="exclude must be a list of dicts, not 3"):
+        combos(((), {"numpy": ["1.0"], "exclude": 3}))

@@ -327,3 +327,61 @@ def test_bad_marker_is_a_collection_error_naming_test_and_value(matrix):
     )
     # without --envmatrix too: a typo shows up in the fast local loop
     matrix.pytester.runpytest().assert_outcomes(errors=1)
+
+
+def test_a_subclass_marker_is_closer_than_its_base_class_marker(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        class TestBase:
+            pass
+
+        @pytest.mark.envmatrix(emx_demo=["3.0"])
+        class TestChild(TestBase):
+            def test_version(self):
+                import emx_demo
+                assert emx_demo.answer() == 3
+        """
+    )
+    result = matrix.run("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*::TestChild::test_version[[]emx_demo-3.0[]] PASSED*"])
+
+
+def test_warnings_raised_inside_the_combination_reach_the_summary(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import warnings
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_warns():
+            warnings.warn("careful inside the environment", DeprecationWarning)
+        """
+    )
+    result = matrix.run()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*warnings summary*", "*test_warns[[]emx_demo-1.0[]]*", "*DeprecationWarning: careful inside the environment"])
+
+
+def test_skip_and_error_reports_of_the_plugin_carry_the_junit_property(fresh_matrix):
+    fresh_matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["9.9"], python=["3.99", "3.11"])
+        def test_x():
+            pass
+        """
+    )
+    fresh_matrix.run("--junitxml=out.xml").assert_outcomes(skipped=1, errors=1)
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(fresh_matrix.pytester.path / "out.xml").iter("testcase")}
+    for name in ("test_x[py3.99-emx_demo-9.9]", "test_x[py3.11-emx_demo-9.9]"):
+        props = {p.get("name"): p.get("value") for p in cases[name].iter("property")}
+        assert props == {"envmatrix": name[len("test_x["):-1]}
+    assert cases["test_x[py3.99-emx_demo-9.9]"].find("skipped") is not None
+    assert cases["test_x[py3.11-emx_demo-9.9]"].find("error") is not None
