@@ -16,6 +16,7 @@ import tempfile
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,31 @@ class GroupResults:
 
 
 @dataclass
+class Tally:
+    """What happened to the session's environments, for the summary (merged across xdist workers)."""
+
+    built: int = 0
+    build_seconds: float = 0.0
+    reused: int = 0
+    failed: int = 0
+    notes: list[str] = field(default_factory=list)  # crashes and restarts
+
+    def count(self, env: BuiltEnv) -> None:
+        if env.reused:
+            self.reused += 1
+        else:
+            self.built += 1
+            self.build_seconds += env.seconds
+
+    def merge(self, other: Tally) -> None:
+        self.built += other.built
+        self.build_seconds += other.build_seconds
+        self.reused += other.reused
+        self.failed += other.failed
+        self.notes.extend(other.notes)
+
+
+@dataclass
 class EnvGroup:
     """The items of one run that share one environment."""
 
@@ -90,10 +116,7 @@ class EnvMatrixSession:
         self._executor: ThreadPoolExecutor | None = None
         self._running: set = set()  # child processes under way
         self._stopping = threading.Event()
-        self.built: list[BuiltEnv] = []
-        self.reused: list[BuiltEnv] = []
-        self.failed: list[EnvGroup] = []
-        self.notes: list[str] = []  # crashes and restarts, for the summary
+        self.tally = Tally()
 
     # ---- collection
 
@@ -220,10 +243,10 @@ class EnvMatrixSession:
         try:
             env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
         except BuildError as exc:
-            self.failed.append(group)
+            self.tally.failed += 1
             self._fail_rest(group, f"envmatrix: could not build the environment for {group.spec.label}\n{exc}")
             return
-        (self.reused if env.reused else self.built).append(env)
+        self.tally.count(env)
         self._run_items(group, env)
 
     def _run_items(self, group: EnvGroup, env: BuiltEnv) -> None:
@@ -253,7 +276,7 @@ class EnvMatrixSession:
             group.results.put(outcome.running, [*outcome.partial, self._death_report(item, outcome)])
             remaining = [p for p in remaining if not group.results.has(p.nodeid)]
             if remaining:
-                self.notes.append(
+                self.tally.notes.append(
                     f"{combination_of(item).id}: the child {_ended(outcome)} on {item.nodeid}; "
                     f"restarted it on the {len(remaining)} remaining test(s)"
                 )
@@ -324,15 +347,26 @@ class EnvMatrixSession:
     def pytest_report_header(self, config: pytest.Config) -> str:
         return f"envmatrix: installer {self.settings.installer.name}, cache {self.settings.cache_dir}"
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller prints the summary
+            workeroutput["envmatrix"] = dataclasses.asdict(self.tally)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        tally = getattr(node, "workeroutput", {}).get("envmatrix")
+        if tally:
+            self.tally.merge(Tally(**tally))
+
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        for note in self.notes:
+        tally = self.tally
+        for note in tally.notes:
             terminalreporter.write_line(f"envmatrix: {note}")
-        if not (self.built or self.reused or self.failed):
+        if not (tally.built or tally.reused or tally.failed):
             return
-        seconds = sum(env.seconds for env in self.built)
-        parts = [f"{len(self.built)} built ({seconds:.1f}s)", f"{len(self.reused)} reused"]
-        if self.failed:
-            parts.append(f"{len(self.failed)} failed to build")
+        parts = [f"{tally.built} built ({tally.build_seconds:.1f}s)", f"{tally.reused} reused"]
+        if tally.failed:
+            parts.append(f"{tally.failed} failed to build")
         terminalreporter.write_sep("-", "envmatrix: environments: " + ", ".join(parts))
 
     def _print_matrix(self) -> None:
