@@ -99,7 +99,10 @@ class EnvGroup:
     index: int  # order of first appearance, for work-directory names
     items: list[pytest.Item] = field(default_factory=list)
     results: GroupResults = field(default_factory=GroupResults)
-    started: bool = False
+    started: bool = False  # all its items were handed to a worker thread up front
+    env: BuiltEnv | None = None
+    prepared: bool = False  # the environment was looked up (and built, skipped or failed) once
+    runs: int = 0  # child runs so far, for their work-directory names
 
 
 class EnvMatrixSession:
@@ -200,9 +203,8 @@ class EnvMatrixSession:
         if combination is None:
             return None
         group = self.groups[combination.env]
-        if not group.started:
-            group.started = True
-            self._run_group(group)
+        if not group.started and not group.results.has(child_nodeid(item)):
+            self._run_group(group, self._worker_batch(group, item))
         reports, warnings = group.results.take(child_nodeid(item))
         if reports[-1].when != "teardown":
             # our own skip and error reports stand for a whole item: end it as pytest would
@@ -220,10 +222,28 @@ class EnvMatrixSession:
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 
-    def _run_group(self, group: EnvGroup) -> None:
-        """Give every item of ``group`` its reports; never raises, so no item waits forever."""
+    def _worker_batch(self, group: EnvGroup, item: pytest.Item) -> list[pytest.Item]:
+        """In an xdist worker: ``item`` and the group's items queued for this worker, to run in one child.
+
+        A worker only knows the items sent to it so far. Running the whole
+        group would run items that other workers run too; so a child gets the
+        group's items that are already queued here (read from the worker's
+        queue), and items that arrive later get a child of their own.
+        """
+        queued = _xdist_queued_items(self.config)
+        if queued is None:
+            return [i for i in group.items if not group.results.has(child_nodeid(i))]
+        wanted = {id(i) for i in queued}
+        return [item] + [i for i in group.items if i is not item and id(i) in wanted and not group.results.has(child_nodeid(i))]
+
+    def _run_group(self, group: EnvGroup, items: list[pytest.Item] | None = None) -> None:
+        """Give every item of ``items`` (default: the whole group) its reports.
+
+        Never raises, so no item waits forever.
+        """
+        items = group.items if items is None else items
         try:
-            self._build_and_run(group)
+            self._build_and_run(group, items)
         except Exception:
             message = f"envmatrix: internal error while running {group.spec.label}\n{traceback.format_exc()}"
             self._fail_rest(group, message)
@@ -233,28 +253,32 @@ class EnvMatrixSession:
             if not group.results.has(child_nodeid(item)):
                 group.results.put(child_nodeid(item), [_error(item, message)])
 
-    def _build_and_run(self, group: EnvGroup) -> None:
-        try:
-            recipe = self._recipe(group.spec)
-        except InterpreterNotFound as exc:
-            for item in group.items:
-                group.results.put(child_nodeid(item), [_skipped(item, f"envmatrix: {exc}")])
-            return
-        try:
-            env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
-        except BuildError as exc:
-            self.tally.failed += 1
-            self._fail_rest(group, f"envmatrix: could not build the environment for {group.spec.label}\n{exc}")
-            return
-        self.tally.count(env)
-        self._run_items(group, env)
+    def _build_and_run(self, group: EnvGroup, items: list[pytest.Item]) -> None:
+        if not group.prepared:
+            group.prepared = True
+            try:
+                recipe = self._recipe(group.spec)
+            except InterpreterNotFound as exc:
+                for item in group.items:
+                    group.results.put(child_nodeid(item), [_skipped(item, f"envmatrix: {exc}")])
+                return
+            try:
+                group.env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
+            except BuildError as exc:
+                self.tally.failed += 1
+                self._fail_rest(group, f"envmatrix: could not build the environment for {group.spec.label}\n{exc}")
+                return
+            self.tally.count(group.env)
+        if group.env is not None:
+            self._run_items(group, group.env, items)
 
-    def _run_items(self, group: EnvGroup, env: BuiltEnv) -> None:
-        """Run the group's items in a child; after a crash or a hang, again on the ones left."""
-        by_id = {child_nodeid(item): item for item in group.items}
-        remaining = [_planned(item) for item in group.items]
-        attempt = 0
+    def _run_items(self, group: EnvGroup, env: BuiltEnv, items: list[pytest.Item]) -> None:
+        """Run ``items`` in a child; after a crash or a hang, again on the ones left."""
+        by_id = {child_nodeid(item): item for item in items}
+        remaining = [_planned(item) for item in items]
         while remaining and not self._stopping.is_set():
+            attempt = group.runs
+            group.runs += 1
             outcome = run_child(
                 self.config,
                 env,
@@ -266,7 +290,6 @@ class EnvMatrixSession:
                 timeout=self.settings.timeout,
                 running=self._running,
             )
-            attempt += 1
             if self._stopping.is_set():
                 return
             if outcome.running is None:
@@ -403,6 +426,31 @@ def _xdist_group(spec: EnvSpec) -> str:
 
 def _xdist_distributes(config: pytest.Config) -> bool:
     return config.pluginmanager.hasplugin("xdist") and bool(config.getoption("numprocesses", None))
+
+
+def _xdist_queued_items(config: pytest.Config) -> list[pytest.Item] | None:
+    """The items queued for this xdist worker, or None where that cannot be known.
+
+    Reads the worker's queue (pytest-xdist 3's ``WorkerInteractor.torun``);
+    any other shape of xdist gives None, and the caller falls back to the
+    whole group.
+    """
+    if not hasattr(config, "workerinput"):
+        return None
+    for plugin in config.pluginmanager.get_plugins():
+        queue, session = getattr(plugin, "torun", None), getattr(plugin, "session", None)
+        if queue is None or session is None or not hasattr(queue, "lock"):
+            continue
+        try:
+            with queue.lock() as pending:
+                indices = [i for i in pending if isinstance(i, int)]
+            upcoming = getattr(plugin, "nextitem_index", None)
+            if isinstance(upcoming, int):
+                indices.append(upcoming)
+            return [session.items[i] for i in indices]
+        except Exception:
+            return None
+    return None
 
 
 def child_nodeid(item: pytest.Item) -> str:
