@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def demo_wheels(tmp_path_factory) -> Path:
 
 
 def _wheelhouse_dir(config: pytest.Config) -> Path:
-    return Path(config.cache.mkdir("envmatrix-base-wheels"))
+    """Kept across runs in pytest's cache; in a temporary directory when the cache is off."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return Path(tempfile.mkdtemp(prefix="envmatrix-base-wheels-"))
+    return Path(cache.mkdir("envmatrix-base-wheels"))
 
 
 @pytest.fixture(scope="session")

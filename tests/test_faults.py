@@ -136,17 +136,18 @@ def test_ctrl_c_ends_the_children_and_keeps_the_results(matrix, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
-    seen = []
-    for line in proc.stdout:  # until the parent has shown the first result
-        seen.append(line)
-        if "test_first[emx_demo-1.0] PASSED" in line:
-            break
+    seen = ""
+    while "test_first[emx_demo-1.0] PASSED" not in seen:  # until the parent has shown the first result
+        chunk = os.read(proc.stdout.fileno(), 4096).decode()
+        assert chunk, seen
+        seen += chunk
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 120, "the child to start the sleeping test")
     child = int(pidfile.read_text())
     assert pid_alive(child)
     proc.send_signal(signal.SIGINT)
-    out = "".join(seen) + proc.communicate(timeout=60)[0]
+    out = seen + proc.communicate(timeout=60)[0]
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "KeyboardInterrupt" in out
     assert "1 passed" in out
