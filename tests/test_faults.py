@@ -476,7 +476,7 @@ def test_xdist_runs_every_item_once_and_builds_each_environment_once(fresh_matri
     )
     result = fresh_matrix.run("-n", "2", "-v", subprocess=True)
     result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["*envmatrix: environments: 2 built*, 0 reused*"])
+    result.stdout.fnmatch_lines(["*envmatrix: environments: 2 built*"])  # another worker may reuse one
     assert result.stdout.str().count("PASSED") == 8
     assert sorted(b["label"] for b in builds(fresh_matrix.cache)) == ["emx-demo==1.0", "emx-demo==2.0"]
     lines = [line.split() for line in runs.read_text().splitlines()]
