@@ -37,7 +37,6 @@ class PlannedItem:
 class ChildOutcome:
     """What one child process did, in the parent's report objects."""
 
-    finished: dict[str, list] = field(default_factory=dict)  # nodeid → all its reports
     running: str | None = None  # the item under way when the child ended: it crashed or hung there
     partial: list = field(default_factory=list)  # reports the running item got before that
     collect_errors: list = field(default_factory=list)  # failed CollectReports
@@ -234,7 +233,6 @@ class _Reading:
             report = self._report(event["report"])
             self.current_reports.append(report)
             if report.when == "teardown":
-                self.outcome.finished[report.nodeid] = self.current_reports
                 self.done = (report.nodeid, self.current_reports, [])
                 self.current, self.current_reports = None, []
             return False
