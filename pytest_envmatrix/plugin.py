@@ -27,6 +27,8 @@ MARKER_HELP = (
 )
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+# marker objects → their combinations: a module's pytestmark is the same object on every function
+COMBINATIONS_KEY = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = Settings.from_config(config)
     config.stash[SETTINGS_KEY] = settings
+    config.stash[COMBINATIONS_KEY] = {}
     if settings.expands:
         try:
             session = EnvMatrixSession(config, settings)
@@ -65,7 +68,7 @@ def envmatrix_combination(request: pytest.FixtureRequest):
     return getattr(request, "param", None)
 
 
-def closest_first(definition: pytest.Item) -> list[tuple[tuple, dict]]:
+def closest_first(definition: pytest.Item) -> list[pytest.Mark]:
     """The envmatrix markers from the function outwards: function, class, base classes, module.
 
     pytest lists a class's markers from its base classes down (reversed MRO);
@@ -76,8 +79,18 @@ def closest_first(definition: pytest.Item) -> list[tuple[tuple, dict]]:
         node_marks = [mark for _, mark in group]
         if isinstance(node, pytest.Class):
             node_marks.reverse()
-        marks.extend((mark.args, mark.kwargs) for mark in node_marks)
+        marks.extend(node_marks)
     return marks
+
+
+def _combinations(config: pytest.Config, marks: list[pytest.Mark], where: str) -> list:
+    cache = config.stash[COMBINATIONS_KEY]
+    key = tuple(id(mark) for mark in marks)
+    if key not in cache:
+        matrix = build_matrix([(mark.args, mark.kwargs) for mark in marks], where=where)
+        # the marks are kept with the result, so their ids cannot be reused by other objects
+        cache[key] = (marks, matrix.combinations(config.stash[SETTINGS_KEY].deps))
+    return cache[key][1]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -87,8 +100,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     settings = metafunc.config.stash[SETTINGS_KEY]
     try:
-        matrix = build_matrix(marks, where=metafunc.definition.nodeid)
-        combinations = matrix.combinations(settings.deps)
+        combinations = _combinations(metafunc.config, marks, where=metafunc.definition.nodeid)
     except MarkerError as exc:
         raise pytest.Collector.CollectError(str(exc)) from None
     if settings.expands:
