@@ -15,8 +15,8 @@ import itertools
 
 import pytest
 
-from .matrix import MarkerError, build_matrix
 from .envcache import EnvCache
+from .matrix import MarkerError, build_matrix
 from .session import COMBINATION_ARG, EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 
