@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -933,9 +932,9 @@ def render(results: Results, sizes: Sizes, smoke: bool, competitors: bool, elaps
         "",
         *comparison_table(results, SCALE, (WARM_SET, WARM_UNSET)),
         "",
-        f"## Many tests in one environment, warm",
+        "## Many tests in one environment, warm",
         "",
-        f"`pytest --envmatrix` against plain `python -m pytest` inside the environment it built, on",
+        "`pytest --envmatrix` against plain `python -m pytest` inside the environment it built, on",
         f"{sizes.many_tests} trivial tests and on {sizes.few_tests} of them. \"ms per test\" is the whole difference divided",
         "by the number of tests (start-up and the child included); the marginal figure in the",
         "targets below is the slope between the two sizes, which leaves the fixed costs out.",

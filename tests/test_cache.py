@@ -1,10 +1,5 @@
 """What the environment cache does across runs: reuse, rebuild, never trust half-built."""
 
-import json
-import os
-
-import pytest
-
 TWO_VERSIONS = """
 import pytest
 

@@ -1,6 +1,5 @@
 """What goes into an environment: the project under test, the interpreter."""
 
-import sys
 
 import pytest
 

@@ -1,6 +1,5 @@
 """A matrix run as the user sees it: one result per (test, combination), from the right environment."""
 
-import json
 
 
 def test_plain_run_ignores_the_matrix(pytester, hermetic_installer):
