@@ -78,21 +78,44 @@ class EnvCache:
         self._in_use_guard = threading.Lock()
 
     def env_dir(self, recipe: Recipe) -> Path:
-        return self.root / "envs" / recipe.key[:_KEY_CHARS]
+        return self._dir_of(recipe.key)
+
+    def _dir_of(self, key: str) -> Path:
+        return self.root / "envs" / key[:_KEY_CHARS]
 
     def lookup(self, recipe: Recipe) -> BuiltEnv | None:
         """The complete environment for ``recipe``, or None; takes no lock and starts nothing."""
-        path = self.env_dir(recipe)
+        return self._lookup_key(recipe.key)
+
+    def _lookup_key(self, key: str) -> BuiltEnv | None:
+        path = self._dir_of(key)
         try:
             mark = json.loads((path / MARK).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if mark.get("key") != recipe.key:
+        if mark.get("key") != key:
             return None
         python = path / mark.get("env_python", "")
         if not python.is_file():
             return None
-        return BuiltEnv(path, python, recipe.key, reused=True, seconds=0.0)
+        return BuiltEnv(path, python, key, reused=True, seconds=0.0)
+
+    def reuse(self, key: str) -> BuiltEnv | None:
+        """The complete environment with cache key ``key``, held in use like ``ensure``'s; None if absent or unsafe.
+
+        For starting work before the recipe is known again: the caller
+        checks later that the key is still the one its recipe makes.
+        """
+        path = self._dir_of(key)
+        try:
+            self._check_safe(path)
+        except BuildError:
+            return None  # ensure() reports it, when the run gets there
+        self._hold_in_use(path.name)
+        found = self._lookup_key(key)
+        if found:
+            self._touch(found.path)
+        return found
 
     def ensure(self, recipe: Recipe, rebuild: bool = False, on_wait=None) -> BuiltEnv:
         """Reuse the environment for ``recipe`` or build it; at most one process builds it.

@@ -6,6 +6,11 @@ own reports (which stream in while its child still runs) and replays them
 into the parent's hooks, so the terminal, ``-x``, ``--lf`` and
 ``--junitxml`` see ordinary reports. Every item gets reports, whatever
 happens to its environment or its child: no result is lost or invented.
+
+When the last run with the same command line left a plan (see
+:mod:`~pytest_envmatrix.plan`) and its environments are cached, their
+children start when the session starts, while the parent still collects;
+after collection each is kept only if it runs exactly what was collected.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pytest
 from .envcache import BuildError, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .matrix import Combination, EnvSpec
+from .plan import PlannedGroup, PlanStore
 from .recipe import Recipe, detect_project
 from .runner import ChildOutcome, PlannedItem, kill_group, python_sees_cwd, run_child
 from .settings import Settings
@@ -74,6 +80,7 @@ class Tally:
     build_seconds: float = 0.0
     reused: int = 0
     failed: int = 0
+    early: int = 0  # children started from the last run's plan, before collection ended
     notes: list[str] = field(default_factory=list)  # crashes and restarts
 
     def count(self, env: BuiltEnv) -> None:
@@ -88,6 +95,7 @@ class Tally:
         self.build_seconds += other.build_seconds
         self.reused += other.reused
         self.failed += other.failed
+        self.early += other.early
         self.notes.extend(other.notes)
 
 
@@ -100,9 +108,33 @@ class EnvGroup:
     items: list[pytest.Item] = field(default_factory=list)
     results: GroupResults = field(default_factory=GroupResults)
     started: bool = False  # all its items were handed to a worker thread up front
+    recipe: Recipe | None = None
     env: BuiltEnv | None = None
     prepared: bool = False  # the environment was looked up (and built, skipped or failed) once
     runs: int = 0  # child runs so far, for their work-directory names
+
+
+@dataclass
+class EarlyRun:
+    """A child started from the last run's plan, before this run's collection ended."""
+
+    planned: PlannedGroup
+    env: BuiltEnv
+    index: int
+    results: GroupResults = field(default_factory=GroupResults)
+    procs: set = field(default_factory=set)  # its child process, while it runs
+    decided: threading.Event = field(default_factory=threading.Event)
+    group: EnvGroup | None = None  # set before ``decided``: the group that takes it over, or None
+
+    def decide(self, group: EnvGroup | None) -> None:
+        self.group = group
+        self.decided.set()
+        if group is None:
+            for proc in list(self.procs):
+                kill_group(proc)
+
+    def rejected(self) -> bool:
+        return self.decided.is_set() and self.group is None
 
 
 class EnvMatrixSession:
@@ -113,6 +145,9 @@ class EnvMatrixSession:
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
         self.project = detect_project(config.rootpath, settings.project)
+        self.plans = PlanStore(settings.cache_dir, config)
+        self._early: list[EarlyRun] = []
+        self._ran = False  # this process ran the matrix (not only listed or collected it)
         self._workroot: Path | None = None
         self._workroot_lock = threading.Lock()
         self._basetemp_path: Path | None = None
@@ -120,6 +155,72 @@ class EnvMatrixSession:
         self._running: set = set()  # child processes under way
         self._stopping = threading.Event()
         self.tally = Tally()
+
+    # ---- starting early
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Start the last run's children now, in their cached environments; collection decides later."""
+        config = self.config
+        if (
+            not self.settings.enabled
+            or self.settings.rebuild
+            or config.option.collectonly
+            or hasattr(config, "workerinput")
+            or _xdist_distributes(config)
+        ):
+            return
+        for planned in self.plans.load():
+            env = self.cache.reuse(planned.key)
+            if env is not None:
+                self._early.append(EarlyRun(planned, env, index=len(self._early)))
+        if not self._early:
+            return
+        self._basetemp()
+        executor = self._executor_for(len(self._early))
+        for early in self._early:
+            executor.submit(self._run_early, early)
+
+    def _run_early(self, early: EarlyRun) -> None:
+        outcome = None
+        if not early.rejected():
+            try:
+                outcome = self._child(early.env, early.planned.items, f"early{early.index}", early.results, early.procs)
+            except Exception:
+                outcome = None  # the group, if it takes this over, runs its child afresh
+        early.decided.wait()
+        if early.group is not None:
+            given = {item.nodeid for item in early.planned.items}
+            self._run_group(early.group, first=(outcome, given) if outcome is not None else None)
+
+    def _adopt_early(self) -> None:
+        """Give each group the early child that runs exactly its items in its environment; end the others."""
+        candidates = {early.planned.label: early for early in self._early if not early.decided.is_set()}
+        for group in self.groups.values():
+            early = candidates.pop(group.spec.label, None)
+            if early is None:
+                continue
+            try:
+                group.recipe = self._recipe(group.spec)
+            except InterpreterNotFound:
+                early.decide(None)
+                continue
+            if not early.planned.fits(group.recipe.key, [_planned(item) for item in group.items]):
+                early.decide(None)
+                continue
+            group.env, group.prepared, group.started = early.env, True, True
+            group.results = early.results
+            self.tally.count(early.env)
+            self.tally.early += 1
+            early.decide(group)
+        for early in candidates.values():
+            early.decide(None)
+
+    def _executor_for(self, tasks: int) -> ThreadPoolExecutor:
+        if self._executor is None:
+            jobs = max(1, min(self.settings.jobs, tasks))
+            self._executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="envmatrix")
+        return self._executor
 
     # ---- collection
 
@@ -162,6 +263,7 @@ class EnvMatrixSession:
             self._print_matrix()
             session.config.option.collectonly = True  # pytest's own loop then runs nothing
         elif self._will_run(session):
+            self._adopt_early()
             self._start()
         try:
             yield
@@ -178,19 +280,23 @@ class EnvMatrixSession:
     def _start(self) -> None:
         if not self.groups:
             return
+        self._ran = True
         self._basetemp()  # create it here: pytest's factory is not safe to call from several threads
-        jobs = max(1, min(self.settings.jobs, len(self.groups)))
-        self._executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="envmatrix")
+        executor = self._executor_for(len(self.groups))
         for group in self.groups.values():  # in order of first appearance: the first items come first
-            group.started = True
-            self._executor.submit(self._run_group, group)
+            if not group.started:  # else an early child runs it already
+                group.started = True
+                executor.submit(self._run_group, group)
 
     def _stop(self) -> None:
         """End work nobody will replay (after -x, or an interrupt): queued groups and live children."""
         self._stopping.set()
+        for early in self._early:
+            if not early.decided.is_set():
+                early.decide(None)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
-            for proc in list(self._running):
+            for proc in [*self._running, *(p for early in self._early for p in early.procs)]:
                 kill_group(proc)
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -236,14 +342,15 @@ class EnvMatrixSession:
         wanted = {id(i) for i in queued}
         return [item] + [i for i in group.items if i is not item and id(i) in wanted and not group.results.has(child_nodeid(i))]
 
-    def _run_group(self, group: EnvGroup, items: list[pytest.Item] | None = None) -> None:
+    def _run_group(self, group: EnvGroup, items: list[pytest.Item] | None = None, first: tuple | None = None) -> None:
         """Give every item of ``items`` (default: the whole group) its reports.
 
+        ``first``: a child that was started early on some of them: (its outcome, the node ids it was given).
         Never raises, so no item waits forever.
         """
         items = group.items if items is None else items
         try:
-            self._build_and_run(group, items)
+            self._build_and_run(group, items, first)
         except Exception:
             message = f"envmatrix: internal error while running {group.spec.label}\n{traceback.format_exc()}"
             self._fail_rest(group, message)
@@ -253,11 +360,11 @@ class EnvMatrixSession:
             if not group.results.has(child_nodeid(item)):
                 group.results.put(child_nodeid(item), [_error(item, message)])
 
-    def _build_and_run(self, group: EnvGroup, items: list[pytest.Item]) -> None:
+    def _build_and_run(self, group: EnvGroup, items: list[pytest.Item], first: tuple | None = None) -> None:
         if not group.prepared:
             group.prepared = True
             try:
-                recipe = self._recipe(group.spec)
+                recipe = group.recipe = group.recipe or self._recipe(group.spec)
             except InterpreterNotFound as exc:
                 for item in group.items:
                     group.results.put(child_nodeid(item), [_skipped(item, f"envmatrix: {exc}")])
@@ -270,31 +377,30 @@ class EnvMatrixSession:
                 return
             self.tally.count(group.env)
         if group.env is not None:
-            self._run_items(group, group.env, items)
+            self._run_items(group, group.env, items, first)
 
-    def _run_items(self, group: EnvGroup, env: BuiltEnv, items: list[pytest.Item]) -> None:
-        """Run ``items`` in a child; after a crash or a hang, again on the ones left."""
+    def _run_items(self, group: EnvGroup, env: BuiltEnv, items: list[pytest.Item], first: tuple | None = None) -> None:
+        """Run ``items`` in a child; after a crash or a hang, again on the ones left.
+
+        With ``first``, the child started early stands for the first run; the
+        items it was not given run in the next.
+        """
         by_id = {child_nodeid(item): item for item in items}
         remaining = [_planned(item) for item in items]
         while remaining and not self._stopping.is_set():
-            attempt = group.runs
-            group.runs += 1
-            outcome = run_child(
-                self.config,
-                env,
-                remaining,
-                workdir=self._workdir() / f"env{group.index}-run{attempt}",
-                basetemp=self._basetemp() / f"env{group.index}-run{attempt}",
-                cwd_on_sys_path=_CWD_ON_SYS_PATH,
-                on_item_done=group.results.put,
-                timeout=self.settings.timeout,
-                running=self._running,
-            )
+            if first is not None:
+                (outcome, given), first = first, None
+            else:
+                given = {p.nodeid for p in remaining}
+                attempt = group.runs
+                group.runs += 1
+                outcome = self._child(env, remaining, f"env{group.index}-run{attempt}", group.results, self._running)
             if self._stopping.is_set():
                 return
             if outcome.running is None:
-                self._account_for_missing(group, remaining, outcome)
-                return
+                self._account_for_missing(group, [p for p in remaining if p.nodeid in given], outcome)
+                remaining = [p for p in remaining if not group.results.has(p.nodeid)]
+                continue
             item = by_id[outcome.running]
             group.results.put(outcome.running, [*outcome.partial, self._death_report(item, outcome)])
             remaining = [p for p in remaining if not group.results.has(p.nodeid)]
@@ -303,6 +409,19 @@ class EnvMatrixSession:
                     f"{combination_of(item).id}: the child {_ended(outcome)} on {item.nodeid}; "
                     f"restarted it on the {len(remaining)} remaining test(s)"
                 )
+
+    def _child(self, env: BuiltEnv, items, name: str, results: GroupResults, running: set) -> ChildOutcome:
+        return run_child(
+            self.config,
+            env,
+            items,
+            workdir=self._workdir() / name,
+            basetemp=self._basetemp() / name,
+            cwd_on_sys_path=_CWD_ON_SYS_PATH,
+            on_item_done=results.put,
+            timeout=self.settings.timeout,
+            running=running,
+        )
 
     def _death_report(self, item: pytest.Item, outcome: ChildOutcome) -> pytest.TestReport:
         combination = combination_of(item).id
@@ -361,6 +480,7 @@ class EnvMatrixSession:
         return self._basetemp_path
 
     def pytest_unconfigure(self) -> None:
+        self._stop()  # after an interrupted collection, early children may still run
         self.cache.release()
         if self._workroot is not None:
             shutil.rmtree(self._workroot, ignore_errors=True)
@@ -371,9 +491,18 @@ class EnvMatrixSession:
         return f"envmatrix: installer {self.settings.installer.name}, cache {self.settings.cache_dir}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._stop()
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller prints the summary
             workeroutput["envmatrix"] = dataclasses.asdict(self.tally)
+        elif self._ran:
+            self.plans.save(
+                [
+                    PlannedGroup(group.spec.label, group.recipe.key, tuple(_planned(item) for item in group.items))
+                    for group in self.groups.values()
+                    if group.env is not None and group.recipe is not None
+                ]
+            )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -388,6 +517,8 @@ class EnvMatrixSession:
         if not (tally.built or tally.reused or tally.failed):
             return
         parts = [f"{tally.built} built ({tally.build_seconds:.1f}s)", f"{tally.reused} reused"]
+        if tally.early:
+            parts[-1] += f" ({tally.early} started during collection)"
         if tally.failed:
             parts.append(f"{tally.failed} failed to build")
         terminalreporter.write_sep("-", "envmatrix: environments: " + ", ".join(parts))

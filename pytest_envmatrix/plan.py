@@ -1,0 +1,108 @@
+"""The last run's plan: which cached environment ran which items.
+
+A warm run's children need nothing from the parent's collection but the
+list of items to run, and collection is most of what the parent costs. So
+each run records, per environment, its cache key and its items; the next run
+with the same command line starts those children as soon as its session
+starts, while the parent is still collecting. Once collection ends, the
+session compares: a child whose environment is unchanged and whose items
+were all collected again is kept (tests added since run in a second child),
+any other is killed and its results discarded. A stale or corrupt
+plan therefore costs time, never correctness.
+
+Plans live in the environment cache (``plans/``), one per project and
+command line, so ``pytest --envmatrix`` and ``pytest --envmatrix -k slow``
+each remember their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .runner import PlannedItem
+
+# Bump when the layout of a plan file changes: older ones are then ignored.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """One environment of a run: its cache key and the items its child ran."""
+
+    label: str
+    key: str
+    items: tuple[PlannedItem, ...]
+
+    def fits(self, key: str, items: list[PlannedItem]) -> bool:
+        """Whether a child started for this group did only work the run wants, in the environment ``key``.
+
+        True when every item it runs is one of ``items``, unchanged: the
+        items it lacks (tests added since) get a child of their own after it.
+        """
+        if key != self.key:
+            return False
+        wanted = {item.nodeid: _comparable(item) for item in items}
+        return all(wanted.get(item.nodeid) == _comparable(item) for item in self.items)
+
+
+def _comparable(item: PlannedItem) -> tuple:
+    return (item.nodeid, item.definition, item.combination_id, sorted(item.values.items()))
+
+
+class PlanStore:
+    def __init__(self, cache_root: Path, config: pytest.Config) -> None:
+        invocation = {
+            "rootdir": str(config.rootpath),
+            "cwd": str(config.invocation_params.dir),
+            "args": list(config.invocation_params.args),
+            "addopts": os.environ.get("PYTEST_ADDOPTS", ""),
+        }
+        digest = hashlib.sha256(json.dumps(invocation, sort_keys=True).encode()).hexdigest()[:16]
+        self.path = cache_root / "plans" / f"{digest}.json"
+
+    def load(self) -> list[PlannedGroup]:
+        """The recorded plan; empty when there is none or it cannot be read."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT_VERSION:
+                return []
+            return [
+                PlannedGroup(
+                    label=group["label"],
+                    key=group["key"],
+                    items=tuple(PlannedItem(nodeid, definition, cid, dict(values)) for nodeid, definition, cid, values in group["items"]),
+                )
+                for group in data["groups"]
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def save(self, groups: list[PlannedGroup]) -> None:
+        """Record ``groups`` for the next run; a cache that cannot be written only loses the head start."""
+        data = {
+            "format": FORMAT_VERSION,
+            "groups": [
+                {
+                    "label": group.label,
+                    "key": group.key,
+                    "items": [[i.nodeid, i.definition, i.combination_id, i.values] for i in group.items],
+                }
+                for group in groups
+            ],
+        }
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
