@@ -13,15 +13,62 @@ parent can read results while the child is still running and keeps what a
 crashing child managed to report.
 """
 
-import json
 import os
 import sys
+
+
+def _share_stdlib_bytecode():
+    """Link the standard library's own bytecode into the bytecode folder, once per interpreter.
+
+    The parent sets ``PYTHONPYCACHEPREFIX`` when the user switched bytecode
+    off; Python then looks for all bytecode under that prefix only, and would
+    compile the standard library again (about a second for what pytest
+    imports) although its ``__pycache__`` is right there. Links to it cost
+    milliseconds. A link that goes stale is replaced by Python like any
+    outdated bytecode file.
+    """
+    prefix = sys.pycache_prefix
+    if not prefix:
+        return
+    import importlib.util
+    import sysconfig
+
+    tag = sys.implementation.cache_tag
+    if tag is None:
+        return
+    stdlib = sysconfig.get_paths()["stdlib"]
+    stamp = os.path.join(prefix, ".stdlib-linked", tag + "-" + stdlib.replace(os.sep, "_"))
+    if os.path.exists(stamp):
+        return
+    skipped = {"site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip"}
+    for folder, subfolders, files in os.walk(stdlib):
+        subfolders[:] = [name for name in subfolders if name not in skipped and name != "__pycache__"]
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            compiled = os.path.join(folder, "__pycache__", name[:-3] + "." + tag + ".pyc")
+            link = importlib.util.cache_from_source(os.path.join(folder, name))
+            try:
+                if os.path.isfile(compiled) and not os.path.lexists(link):
+                    os.makedirs(os.path.dirname(link), exist_ok=True)
+                    os.symlink(compiled, link)
+            except OSError:
+                pass  # another child linked it first, or the folder is not writable: Python compiles it
+    try:
+        os.makedirs(os.path.dirname(stamp), exist_ok=True)
+        open(stamp, "w").close()
+    except OSError:
+        pass
+
 
 if __name__ == "__main__":
     # sys.path[0] is this file's folder, the plugin package: the tests must not import from it
     _here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _here:
         del sys.path[0]
+    _share_stdlib_bytecode()  # before the imports below, which are its first users
+
+import json  # noqa: E402
 
 import pytest  # noqa: E402
 

@@ -29,6 +29,7 @@ except ImportError:  # Windows
 from .recipe import Recipe
 
 MARK = "envmatrix.json"
+PYCACHE = "pycache"  # PYTHONPYCACHEPREFIX of every child, shared by all environments (see runner.child_environment)
 LAST_USED = "envmatrix-last-used"
 BUILD_LOG = "builds.log"  # one JSON line per finished build: what was built, when, by which process
 _WAIT_NOTICE_SECONDS = 3
@@ -68,6 +69,11 @@ class BuiltEnv:
     key: str
     reused: bool  # False when this call built it
     seconds: float  # spent building (0 when reused)
+
+    @property
+    def pycache_prefix(self) -> Path:
+        """Where children write bytecode when the user switched it off: one tree for the whole cache."""
+        return self.path.parent.parent / PYCACHE
 
 
 class EnvCache:
@@ -222,6 +228,10 @@ class EnvCache:
         return BuiltEnv(path, python, recipe.key, reused=False, seconds=seconds)
 
     def _create(self, recipe: Recipe, path: Path) -> Path:
+        command = recipe.installer.venv_command(recipe.interpreter.executable, str(path))
+        if command is not None:
+            self._run_tool(recipe.installer.name, command, f"could not create the environment for {recipe.spec.label}")
+            return path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
         from virtualenv import cli_run
 
         args = [str(path), "--python", recipe.interpreter.executable, "--no-periodic-update", "--activators", ""]
@@ -237,22 +247,21 @@ class EnvCache:
     def _install(self, recipe: Recipe, python: Path) -> None:
         editable = recipe.project.root if recipe.project else None
         command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index)
+        self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
+
+    def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None) -> None:
         env = dict(os.environ)
-        env["VIRTUAL_ENV"] = str(python.parent.parent)
         env.pop("PYTHONHOME", None)
+        if virtual_env is not None:
+            env["VIRTUAL_ENV"] = str(virtual_env)
         try:
             proc = subprocess.run(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
             )
         except OSError as exc:
-            raise BuildError(f"could not start {recipe.installer.name}: {exc}", command) from exc
+            raise BuildError(f"could not start {tool}: {exc}", command) from exc
         if proc.returncode != 0:
-            output = proc.stdout.decode("utf-8", "replace")
-            raise BuildError(
-                f"{recipe.installer.name} could not install {recipe.spec.label} ({_exit_words(proc.returncode)})",
-                command,
-                output,
-            )
+            raise BuildError(f"{tool} {failure} ({_exit_words(proc.returncode)})", command, proc.stdout.decode("utf-8", "replace"))
 
     def _write_mark(self, recipe: Recipe, path: Path, python: Path, seconds: float) -> None:
         mark = {
@@ -296,6 +305,8 @@ class EnvCache:
                         continue
                     size = _tree_size(path)
                     _remove(path)
+                    for compiled in _bytecode_of(self.root, path):
+                        _remove(compiled)
                     removed.append((path, size))
             finally:
                 lock.release()
@@ -351,6 +362,12 @@ def _last_used(path: Path) -> float:
         except OSError:
             continue
     return path.stat().st_mtime
+
+
+def _bytecode_of(root: Path, env: Path) -> set[Path]:
+    """The environment's own parts of the shared bytecode tree, which mirrors absolute paths
+    (as the child saw them: through a symlinked cache path, or not)."""
+    return {root / PYCACHE / p.relative_to(p.anchor) for p in (env.absolute(), env.resolve())}
 
 
 def _tree_size(path: Path) -> int:

@@ -39,6 +39,18 @@ class Installer:
         """pip must live in the environment it installs into; uv installs from outside."""
         return self.name == "pip"
 
+    def venv_command(self, interpreter: str, path: str) -> list[str] | None:
+        """How this installer creates an environment, or None to let virtualenv do it.
+
+        ``uv venv`` takes a tenth of virtualenv's time and seeds nothing,
+        which is all uv mode needs; pip mode needs pip seeded, so virtualenv.
+        ``--no-project`` keeps a ``pyproject.toml`` in the current directory
+        from having a say in how the environment is made.
+        """
+        if self.name != "uv":
+            return None
+        return [self.executable or "uv", "venv", "--quiet", "--no-project", "--python", interpreter, path]
+
     def command(
         self, python: str, requirements: Sequence[str], editable: str | None, index: IndexOptions
     ) -> list[str]:

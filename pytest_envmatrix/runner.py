@@ -279,15 +279,17 @@ def child_environment(env: BuiltEnv) -> dict[str, str]:
     Environments are filled without byte-compiling (compiling all of numpy
     costs seconds, most of it never imported). Where the user switched
     bytecode writing off (``PYTHONDONTWRITEBYTECODE``), the child writes it
-    after all, but only under the environment's own ``pycache`` folder
+    after all, but only under the cache's ``pycache`` folder
     (``PYTHONPYCACHEPREFIX``): the first run compiles what it imports, later
-    runs start fast, and the user's tree stays free of ``__pycache__``.
+    runs start fast, and the user's tree stays free of ``__pycache__``. The
+    folder is shared by all environments, so the standard library's bytecode
+    is there once (the child links it in, see ``_child.py``).
     """
     child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     child_env["VIRTUAL_ENV"] = str(env.path)
     child_env["PATH"] = str(env.python.parent) + os.pathsep + child_env.get("PATH", "")
     if child_env.pop("PYTHONDONTWRITEBYTECODE", None) and not child_env.get("PYTHONPYCACHEPREFIX"):
-        child_env["PYTHONPYCACHEPREFIX"] = str(env.path / "pycache")
+        child_env["PYTHONPYCACHEPREFIX"] = str(env.pycache_prefix)
     return child_env
 
 

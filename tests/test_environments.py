@@ -1,5 +1,9 @@
 """What goes into an environment: the project under test, the interpreter."""
 
+import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -101,7 +105,7 @@ def test_python_axis_runs_each_interpreter_and_skips_a_missing_one(matrix):
     )
 
 
-def test_bytecode_is_cached_in_the_environment_not_in_the_users_tree(fresh_matrix, monkeypatch):
+def test_bytecode_is_cached_in_the_environment_cache_not_in_the_users_tree(fresh_matrix, monkeypatch):
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     fresh_matrix.pytester.makepyfile(
         helper="VALUE = 1\n",
@@ -112,12 +116,18 @@ def test_bytecode_is_cached_in_the_environment_not_in_the_users_tree(fresh_matri
         @pytest.mark.envmatrix(emx_demo=["1.0"])
         def test_compiled():
             import emx_demo, helper
-            assert sys.pycache_prefix and sys.pycache_prefix.startswith(sys.prefix)
         """,
     )
     fresh_matrix.run().assert_outcomes(passed=1)
+    prefix = fresh_matrix.cache / "pycache"
     (env_dir,) = (fresh_matrix.cache / "envs").iterdir()
-    compiled = [str(p) for p in (env_dir / "pycache").rglob("*.pyc")]
-    assert any("/emx_demo/__init__." in p for p in compiled)  # an installed package
-    assert any(p.endswith(".pyc") and "/helper." in p for p in compiled)  # the user's own module
+    compiled = [str(p) for p in prefix.rglob("*.pyc")]
+    assert any(p.startswith(str(prefix / env_dir.relative_to(env_dir.anchor))) and "/emx_demo/__init__." in p for p in compiled)
+    assert any("/helper." in p for p in compiled)  # the user's own module
     assert not list(fresh_matrix.pytester.path.rglob("__pycache__"))
+
+    # the standard library's bytecode is linked, not compiled again
+    json_source = Path(json.__file__)
+    linked = prefix / json_source.parent.relative_to(json_source.anchor) / f"__init__.{sys.implementation.cache_tag}.pyc"
+    assert linked.is_symlink()
+    assert Path(os.readlink(linked)) == json_source.parent / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"

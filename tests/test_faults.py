@@ -515,7 +515,8 @@ def test_refuses_a_symlinked_environment_and_a_foreign_cache(fresh_matrix, tmp_p
         result.stdout.fnmatch_lines(["*refusing to use the environment cache *: it belongs to user id 65534*"])
 
 
-def test_prune_removes_old_environments_but_not_one_being_built_or_used(fresh_matrix, tmp_path):
+def test_prune_removes_old_environments_but_not_one_being_built_or_used(fresh_matrix, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # bytecode goes to the cache's shared folder
     started = tmp_path / "started"
     fresh_matrix.pytester.makepyfile(
         f"""
@@ -564,3 +565,6 @@ def test_prune_removes_old_environments_but_not_one_being_built_or_used(fresh_ma
     )
     assert not envs["emx-demo==1.0"].exists()
     assert envs["emx-demo==2.0"].exists() and envs["emx-demo==3.0"].exists()
+    bytecode = {label: fresh_matrix.cache / "pycache" / env.relative_to(env.anchor) for label, env in envs.items()}
+    assert not bytecode["emx-demo==1.0"].exists()  # its bytecode went with it
+    assert list(bytecode["emx-demo==2.0"].rglob("_pytest/*.pyc"))  # every child imports pytest
