@@ -93,15 +93,26 @@ class ChildPlugin:
         self.config = config
         config.addinivalue_line("markers", _MARKER_HELP)
 
-    @pytest.fixture(autouse=True)
+    @pytest.fixture
     def envmatrix_combination(self, request):
         """The combination this item runs in (axis name → value)."""
         return getattr(request, "param", None)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_generate_tests(self, metafunc):
+        """The parent's parametrization, so node ids are the parent's.
+
+        The parent makes the fixture autouse, so every function may be
+        parametrized with it. Here the name is only added to the function's
+        fixture names for ``parametrize`` to accept it: pytest then drops it
+        from the closure of tests that do not ask for it (directly or through
+        another fixture), which spares them a fixture setup per test (a third
+        of a millisecond, as much as a trivial test costs in all).
+        """
         combination = self.combinations.get(metafunc.definition.nodeid)
         if combination is not None:
+            if "envmatrix_combination" not in metafunc.fixturenames:
+                metafunc.fixturenames.append("envmatrix_combination")
             metafunc.parametrize("envmatrix_combination", [combination["values"]], ids=[combination["id"]])
 
     @pytest.hookimpl(trylast=True)

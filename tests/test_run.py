@@ -133,6 +133,14 @@ def test_fixtures_parametrize_and_conftest_work_inside_the_combination(matrix):
         @pytest.fixture
         def from_conftest():
             return "conftest value"
+
+        @pytest.fixture
+        def wanted_version(envmatrix_combination):
+            return envmatrix_combination["emx_demo"]
+
+        @pytest.fixture(autouse=True)
+        def record_combination(request, envmatrix_combination):
+            request.node.user_properties.append(("seen", envmatrix_combination["emx_demo"]))
         """
     )
     matrix.pytester.makepyfile(
@@ -151,16 +159,24 @@ def test_fixtures_parametrize_and_conftest_work_inside_the_combination(matrix):
             assert capsys.readouterr().out == "hello\\n"
             assert from_conftest == "conftest value"
             assert emx_demo.__version__ == envmatrix_combination["emx_demo"]
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        def test_through_a_fixture(wanted_version, request):
+            import emx_demo
+            assert emx_demo.__version__ == wanted_version
+            assert request.node.user_properties == [("seen", wanted_version)]
         """
     )
     result = matrix.run("-v")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines_random(
         [
             "*::test_param[[]emx_demo-1.0-1[]] PASSED*",
             "*::test_param[[]emx_demo-1.0-2[]] PASSED*",
             "*::test_param[[]emx_demo-2.0-1[]] PASSED*",
             "*::test_param[[]emx_demo-2.0-2[]] PASSED*",
+            "*::test_through_a_fixture[[]emx_demo-1.0[]] PASSED*",
+            "*::test_through_a_fixture[[]emx_demo-2.0[]] PASSED*",
         ]
     )
 
