@@ -55,8 +55,11 @@ PYTEST_PIN = f"pytest=={metadata.version('pytest')}"
 FLIT_CORE = "flit_core>=3.4,<4"  # bench/project's build backend
 # The interpreter environments are made from: the one the plugin itself picks for the parent's Python.
 BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-# The parent pytest: the Python this script runs under, where pytest-envmatrix is installed.
+# The parent pytest: a venv of its own holding pytest-envmatrix (editable, from this checkout) and
+# what it depends on, as a CI job installs it (set by ensure_parent_venv). MACHINE_PARENT is the
+# Python this script runs under, with every pytest plugin installed there, for one row each.
 PARENT = [sys.executable, "-m", "pytest"]
+MACHINE_PARENT = [sys.executable, "-m", "pytest"]
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider"]  # every tool runs pytest with these
 
 
@@ -224,6 +227,26 @@ def ensure_tool_venv(name: str, requirements: Sequence[str]) -> Path:
     return venv
 
 
+def ensure_parent_venv() -> list[str]:
+    """The parent's venv: pytest-envmatrix[uv] from this checkout (editable) and the benchmark's pytest.
+
+    Byte-compiled like a pip install would leave it, and rebuilt when the
+    plugin's dependencies change.
+    """
+    venv = WORK / "parent"
+    requirements = ["-e", f"{REPO}[uv]", PYTEST_PIN]
+    wanted = [*requirements, hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()]
+    stamp = venv / "bench-requirements.json"
+    if not (stamp.exists() and json.loads(stamp.read_text()) == wanted):
+        print(f"bench: creating the parent's environment {venv}", file=sys.stderr)
+        rmtree(venv)
+        env = bench_env()
+        sh([UV, "venv", "--python", BASE_PYTHON, venv], env, WORK, "tool-parent")
+        sh([UV, "pip", "install", "--compile-bytecode", "--python", venv_python(venv), *requirements], env, WORK, "tool-parent")
+        stamp.write_text(json.dumps(wanted))
+    return [str(venv_python(venv)), "-m", "pytest"]
+
+
 def ensure_pyinstrument() -> Path:
     """pyinstrument in a folder of its own, appended to the parent's sys.path only for the profiled run."""
     target = WORK / "pyinstrument"
@@ -337,15 +360,12 @@ def pytest_in(python: Path, subject: Subject, env: dict, log: str, paths: Sequen
     sh([python, "-m", "pytest", *PYTEST_ARGS, *paths], env, subject.project, log)
 
 
-def envmatrix_tool(name: str, subject: Subject, cache: Path, *extra: str, parallel: bool = True, source: str, quiet_parent: bool = False) -> Tool:
-    """``quiet_parent``: the parent loads pytest-envmatrix and none of the other pytest plugins installed
-    beside it, to tell the plugin's own cost from that of the Python it runs in."""
-    cmd = [*PARENT, "--envmatrix", f"--envmatrix-cache-dir={cache}", *PYTEST_ARGS, *subject.envmatrix_index_args(), *extra]
-    added = {}
-    if quiet_parent:
-        cmd += ["-p", "pytest_envmatrix.plugin"]
-        added["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    run = lambda env: sh(cmd, {**env, **added}, subject.project, slug(name))  # noqa: E731
+def envmatrix_tool(name: str, subject: Subject, cache: Path, *extra: str, parallel: bool = True, source: str, machine_parent: bool = False) -> Tool:
+    """``machine_parent``: the parent runs in the Python running this script, with the other pytest
+    plugins installed there, to show what they add to the plugin's own cost."""
+    parent = MACHINE_PARENT if machine_parent else PARENT
+    cmd = [*parent, "--envmatrix", f"--envmatrix-cache-dir={cache}", *PYTEST_ARGS, *subject.envmatrix_index_args(), *extra]
+    run = lambda env: sh(cmd, env, subject.project, slug(name))  # noqa: E731
     return Tool(name, source, parallel, cold=run, warm=run, reset=lambda: rmtree(cache))
 
 
@@ -542,7 +562,7 @@ def main_section(results: Results, sizes: Sizes, subject: Subject, competitors: 
         wheels = WHEELS
         pip_source = "local wheel folder (pip)"
         tools.append(envmatrix_tool(
-            "pytest-envmatrix (default jobs), other plugins off", subject, cache, source=uv_source, quiet_parent=True))
+            MACHINE_ROW, subject, cache, source=uv_source, machine_parent=True))
         tools.append(envmatrix_tool(
             "pytest-envmatrix --envmatrix-installer=pip", subject, WORK / "envmatrix-pip-cache",
             "--envmatrix-installer=pip", f"--envmatrix-find-links={wheels}", "--envmatrix-no-index", source=pip_source))
@@ -600,10 +620,11 @@ def scale_section(results: Results, sizes: Sizes, tiny: Path, wheels: Path) -> N
     measure_phases(results, SCALE, tools, sizes, with_cold=False)
 
 
-QUIET_ITEMS = "pytest-envmatrix, {n} tests, other plugins off"
+MACHINE_ROW = "pytest-envmatrix (default jobs), parent in the machine's Python"
+MACHINE_ITEMS = "pytest-envmatrix, {n} tests, parent in the machine's Python"
 
 
-def items_section(results: Results, sizes: Sizes, tiny: Path, wheels: Path, profile_target: Path | None, quiet_rows: bool) -> None:
+def items_section(results: Results, sizes: Sizes, tiny: Path, wheels: Path, profile_target: Path | None, machine_rows: bool) -> None:
     """One environment, many trivial tests: pytest-envmatrix against plain pytest in that environment.
 
     Measured at two sizes, so the cost per item can be told from the fixed
@@ -619,11 +640,10 @@ def items_section(results: Results, sizes: Sizes, tiny: Path, wheels: Path, prof
     python = built_pythons(cache)[0]
     source = "local wheels (uv, --no-index)"
 
-    def row(name: str, paths: list[str], matrix: bool, quiet_parent: bool = False) -> Tool:
+    def row(name: str, paths: list[str], matrix: bool, machine_parent: bool = False) -> Tool:
         if matrix:
-            cmd = [*base, *paths, *(["-p", "pytest_envmatrix.plugin"] if quiet_parent else [])]
-            added = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"} if quiet_parent else {}
-            run = lambda env: sh(cmd, {**env, **added}, subject.project, slug(name))  # noqa: E731
+            cmd = [*(MACHINE_PARENT if machine_parent else PARENT), *base[len(PARENT):], *paths]
+            run = lambda env: sh(cmd, env, subject.project, slug(name))  # noqa: E731
         else:
             run = lambda env: pytest_in(python, subject, env, slug(name), paths or ["tests"])  # noqa: E731
         return Tool(name, source, False, cold=None, warm=run)
@@ -634,8 +654,8 @@ def items_section(results: Results, sizes: Sizes, tiny: Path, wheels: Path, prof
         row(f"pytest-envmatrix, {sizes.few_tests} tests", few_paths, True),
         row(f"plain pytest in that environment, {sizes.few_tests} tests", few_paths, False),
     ]
-    if quiet_rows:
-        tools.append(row(QUIET_ITEMS.format(n=sizes.many_tests), [], True, quiet_parent=True))
+    if machine_rows:
+        tools.append(row(MACHINE_ITEMS.format(n=sizes.many_tests), [], True, machine_parent=True))
     results.rows[ITEMS] = tools
 
     def profile() -> None:
@@ -710,7 +730,7 @@ def profile_parent(title: str, pytest_args: list[str], cwd: Path, target: Path) 
     out = WORK / "profile.json"
     env = bench_env(True)
     start = time.perf_counter()
-    sh([sys.executable, "-c", PROFILE_DRIVER, target, json.dumps(pytest_args), out], env, cwd, "profile")
+    sh([PARENT[0], "-c", PROFILE_DRIVER, target, json.dumps(pytest_args), out], env, cwd, "profile")
     wall = time.perf_counter() - start
     data = json.loads(out.read_text())
     if data["exit"] != 0:
@@ -817,10 +837,10 @@ def items_table(results: Results, sizes: Sizes) -> list[str]:
         for n in (sizes.many_tests, sizes.few_tests):
             em, plain = items_pair(results, n, column)
             lines.append(items_line(f"{n}", setting, em, plain, n))
-        quiet = results.median(ITEMS, QUIET_ITEMS.format(n=sizes.many_tests), column)
-        if quiet is not None:
+        machine = results.median(ITEMS, MACHINE_ITEMS.format(n=sizes.many_tests), column)
+        if machine is not None:
             plain = items_pair(results, sizes.many_tests, column)[1]
-            lines.append(items_line(f"{sizes.many_tests}, other plugins off in the parent", setting, quiet, plain, sizes.many_tests))
+            lines.append(items_line(f"{sizes.many_tests}, parent in the machine's Python", setting, machine, plain, sizes.many_tests))
     return lines
 
 
@@ -975,14 +995,15 @@ def method_notes(sizes: Sizes, smoke: bool) -> list[str]:
         "  `uv venv` + `uv pip install` + the first pytest run; the warm floor is pytest in those venvs.",
         "- The machine exports PYTHONDONTWRITEBYTECODE=1. Cold runs keep it; warm runs are measured with",
         "  it set, then without it (after one unmeasured run that writes the bytecode). pytest-envmatrix",
-        "  redirects bytecode into each environment when the variable is set; uv does not byte-compile",
-        "  at install, pip does.",
+        "  redirects bytecode into its cache's `pycache` folder when the variable is set (the standard",
+        "  library's own bytecode linked in); uv does not byte-compile at install, pip does.",
         "- The competitors run from their own venvs in `bench/.work/` (tox, nox; tox + tox-uv), with the",
         "  same uv; `bench/tox.ini` and `bench/noxfile.py` are their configurations.",
-        "- The parent `pytest --envmatrix` runs in the Python where pytest-envmatrix is installed, and",
-        f"  loads every pytest plugin installed there ({', '.join(parent_plugins())}). Rows marked \"other",
-        "  plugins off\" run it with `PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -p pytest_envmatrix.plugin`, to tell",
-        "  the plugin's own cost from that of the Python it runs in.",
+        "- The parent `pytest --envmatrix` runs in a venv of its own (`bench/.work/parent`), made with",
+        "  `uv pip install --compile-bytecode -e .[uv]` and the same pytest: the plugin and what it",
+        "  depends on, as a CI job installs it. Rows marked \"parent in the machine's Python\" run it in",
+        "  the Python running the benchmark instead, which loads every pytest plugin installed there",
+        f"  ({', '.join(parent_plugins())}): what those plugins add is theirs, not the plugin's.",
     ]
 
 
@@ -1072,8 +1093,10 @@ def use_work_folder(path: Path) -> None:
 
 
 def run(smoke: bool, output: Path) -> None:
+    global PARENT
     sizes = SMOKE if smoke else FULL
     use_work_folder(BENCH / ".work" / "smoke" if smoke else BENCH / ".work")
+    PARENT = ensure_parent_venv()
     started = time.perf_counter()
     results = Results()
     plugin_pycache = REPO / "pytest_envmatrix" / "__pycache__"
@@ -1093,7 +1116,7 @@ def run(smoke: bool, output: Path) -> None:
             clean_bytecode(PROJECT)
         main_section(results, sizes, subject, competitors=not smoke, profile_target=profile_target)
         scale_section(results, sizes, tiny, WHEELS)
-        items_section(results, sizes, tiny, WHEELS, profile_target, quiet_rows=not smoke)
+        items_section(results, sizes, tiny, WHEELS, profile_target, machine_rows=not smoke)
         report = render(results, sizes, smoke, competitors=not smoke, elapsed=time.perf_counter() - started)
     finally:
         rmtree(tiny)
