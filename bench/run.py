@@ -779,10 +779,13 @@ def parent_plugins() -> list[str]:
 
 
 def git_commit() -> str:
+    """The commit measured; marked when the working tree differed from it (the figures are the tree's)."""
     try:
-        return output_of(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
+        commit = output_of(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
+        changed = output_of(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", "pytest_envmatrix"])
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{commit} with uncommitted changes to pytest_envmatrix/" if changed else commit
 
 
 def tool_version(venv: Path, dist: str) -> str:

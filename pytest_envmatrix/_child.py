@@ -154,7 +154,34 @@ class ChildPlugin:
         self.events.close()
 
 
+def _end_with_parent():
+    """End this child, and whatever it started, soon after the parent pytest dies.
+
+    The child leads a process group of its own, so that a terminal's Ctrl-C
+    reaches only the parent, which then ends it. The other side of that: a
+    parent killed outright (SIGKILL, the out-of-memory killer, a CI runner
+    giving up) cannot end it, and a hanging test would run on unseen. When
+    the parent dies the child is handed to another process; a thread
+    watches for that.
+    """
+    if not hasattr(os, "killpg"):
+        return
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="envmatrix-parent-watch", daemon=True).start()
+
+
 def main(argv):
+    _end_with_parent()
     with open(argv[0], encoding="utf-8") as f:
         plan = json.load(f)
     if plan.get("cwd_on_sys_path"):

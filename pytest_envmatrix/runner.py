@@ -62,8 +62,10 @@ class ChildOutcome:
         """The end of what the child printed; a fatal-error dump is kept from its first line."""
         text = self.output.strip().splitlines()
         for index in range(len(text) - 1, max(-1, len(text) - 200), -1):
-            if text[index].startswith("Fatal Python error"):
-                return text[index:]
+            # the dump may start on the line pytest's progress output left open
+            start = text[index].find("Fatal Python error")
+            if start >= 0:
+                return [text[index][start:], *text[index + 1:]]
         return text[-lines:]
 
 

@@ -164,6 +164,7 @@ class EnvMatrixSession:
         config = self.config
         if (
             not self.settings.enabled
+            or self.settings.list_only
             or self.settings.rebuild
             or config.option.collectonly
             or hasattr(config, "workerinput")

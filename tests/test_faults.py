@@ -153,6 +153,38 @@ def test_ctrl_c_ends_the_children_and_keeps_the_results(matrix, tmp_path):
     wait_for(lambda: not pid_alive(child), 10, "the child to die")
 
 
+def test_a_killed_parent_takes_its_children_with_it(matrix, tmp_path):
+    """SIGKILL gives the parent no chance to clean up: the child notices it is orphaned and ends its group."""
+    pidfile = tmp_path / "pids"
+    matrix.pytester.makepyfile(
+        f"""
+        import os, subprocess, time
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_sleeps():
+            grandchild = subprocess.Popen(["sleep", "300"])
+            open({str(pidfile)!r}, "w").write(f"{{os.getpid()}} {{grandchild.pid}}")
+            time.sleep(300)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *matrix.options()],
+        cwd=matrix.pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2, 120, "the child to start its test")
+        child, grandchild = map(int, pidfile.read_text().split())
+        assert pid_alive(child) and pid_alive(grandchild)
+    finally:
+        parent.kill()
+        parent.wait()
+    wait_for(lambda: not pid_alive(child), 10, "the orphaned child to end")
+    wait_for(lambda: not pid_alive(grandchild), 10, "the orphaned child's own child to end")
+
+
 SLOW_BACKEND = '''
 import os, time, zipfile, base64, hashlib
 
