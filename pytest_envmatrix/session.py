@@ -203,7 +203,7 @@ class EnvMatrixSession:
                 continue
             try:
                 group.recipe = self._recipe(group.spec)
-            except InterpreterNotFound:
+            except Exception:  # the group's own job meets it again and reports it on its items
                 early.decide(None)
                 continue
             if not early.planned.fits(group.recipe.key, [_planned(item) for item in group.items]):
