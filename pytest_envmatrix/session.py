@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -148,8 +147,6 @@ class EnvMatrixSession:
         self.plans = PlanStore(settings.cache_dir, config)
         self._early: list[EarlyRun] = []
         self._ran = False  # this process ran the matrix (not only listed or collected it)
-        self._workroot: Path | None = None
-        self._workroot_lock = threading.Lock()
         self._basetemp_path: Path | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._running: set = set()  # child processes under way
@@ -473,10 +470,10 @@ class EnvMatrixSession:
             reporter.write_line(f"envmatrix: {message}")
 
     def _workdir(self) -> Path:
-        with self._workroot_lock:
-            if self._workroot is None:
-                self._workroot = Path(tempfile.mkdtemp(prefix="envmatrix-"))
-            return self._workroot
+        """The children's plans, event files and output: beside pytest's base temporary directory's
+        ``envmatrix`` folder (a child's pytest empties its own basetemp), so pytest's pruning of old
+        base directories also takes what a killed run left."""
+        return self._basetemp().parent / "envmatrix-work"
 
     def _basetemp(self) -> Path:
         if self._basetemp_path is None:
@@ -486,8 +483,8 @@ class EnvMatrixSession:
     def pytest_unconfigure(self) -> None:
         self._stop()  # after an interrupted collection, early children may still run
         self.cache.release()
-        if self._workroot is not None:
-            shutil.rmtree(self._workroot, ignore_errors=True)
+        if self._basetemp_path is not None:
+            shutil.rmtree(self._workdir(), ignore_errors=True)
 
     # ---- reporting
 
