@@ -10,7 +10,8 @@ happens to its environment or its child: no result is lost or invented.
 When the last run with the same command line left a plan (see
 :mod:`~pytest_envmatrix.plan`) and its environments are cached, their
 children start when the session starts, while the parent still collects;
-after collection each is kept only if it runs exactly what was collected.
+after collection each is kept only if its environment is unchanged and
+every item it runs was collected again.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class EnvMatrixSession:
             self._run_group(early.group, first=(outcome, given) if outcome is not None else None)
 
     def _adopt_early(self) -> None:
-        """Give each group the early child that runs exactly its items in its environment; end the others."""
+        """Give each group the early child that runs only its items, in its environment; end the others."""
         candidates = {early.planned.label: early for early in self._early if not early.decided.is_set()}
         for group in self.groups.values():
             early = candidates.pop(group.spec.label, None)
