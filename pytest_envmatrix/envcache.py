@@ -149,7 +149,7 @@ class EnvCache:
                 if found:
                     self._touch(found.path)
                     return found
-            return self._build(recipe)
+            return self._build(recipe, fresh_project=rebuild)
         finally:
             lock.release()
 
@@ -210,14 +210,14 @@ class EnvCache:
                 f"gave up after {self.lock_timeout:g} s waiting for the build lock {lock.lock_file}"
             ) from None
 
-    def _build(self, recipe: Recipe) -> BuiltEnv:
+    def _build(self, recipe: Recipe, fresh_project: bool = False) -> BuiltEnv:
         path = self.env_dir(recipe)
         start = time.monotonic()
         if path.exists() or path.is_symlink():
             _remove(path)
         try:
             python = self._create(recipe, path)
-            self._install(recipe, python)
+            self._install(recipe, path, python, fresh_project)
             seconds = time.monotonic() - start
             self._write_mark(recipe, path, python, seconds)
         except BaseException:
@@ -244,9 +244,11 @@ class EnvCache:
             raise BuildError(f"creating the virtualenv failed: {exc}", ["virtualenv", *args]) from exc
         return Path(session.creator.exe)
 
-    def _install(self, recipe: Recipe, python: Path) -> None:
+    def _install(self, recipe: Recipe, path: Path, python: Path, fresh_project: bool) -> None:
+        """Fill the environment; ``--envmatrix-rebuild`` also builds the project afresh."""
         editable = recipe.project.root if recipe.project else None
-        command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index)
+        scratch = None if fresh_project else path
+        command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch)
         self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
 
     def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,42 @@ class Installer:
         return [self.executable or "uv", "venv", "--quiet", "--no-project", "--python", interpreter, path]
 
     def command(
-        self, python: str, requirements: Sequence[str], editable: str | None, index: IndexOptions
+        self,
+        python: str,
+        requirements: Sequence[str],
+        editable: str | None,
+        index: IndexOptions,
+        scratch: Path | None = None,
     ) -> list[str]:
-        """One install command, so the project, its dependencies and the pins resolve together."""
-        targets = [*(["-e", editable] if editable else []), *requirements]
+        """One install command, so the project, its dependencies and the pins resolve together.
+
+        With ``scratch`` (a folder to write in), uv may take the project's
+        editable build from its cache: see :meth:`project_args`.
+        """
+        targets = [*(self.project_args(editable, scratch) if editable else []), *requirements]
         if self.name == "uv":
             return [self.executable or "uv", "pip", "install", "--python", python, *index.args(), *targets]
         # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
         return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile", *index.args(), *targets]
+
+
+    def project_args(self, editable: str, scratch: Path | None) -> list[str]:
+        """How the project under test is named to the installer.
+
+        uv rebuilds a directory named on its command line every time, but
+        takes one named in a requirements file from its cache, which it keys
+        on the mtimes of ``pyproject.toml``, ``setup.py`` and ``setup.cfg``
+        (``tool.uv.cache-keys`` adds more). Rebuilding the editable wheel was
+        most of the cost of filling a new environment from a warm cache.
+        An environment's key changes with those same files, so a new
+        environment gets the build that the cached ones already hold.
+        pip keeps no such cache; ``scratch=None`` asks for a fresh build.
+        """
+        if self.name != "uv" or scratch is None:
+            return ["-e", editable]
+        requirements = scratch / "envmatrix-project.txt"
+        requirements.write_text(f"-e {Path(editable).as_uri()}\n", encoding="utf-8")
+        return ["-r", str(requirements)]
 
 
 def find_uv() -> str | None:

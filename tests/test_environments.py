@@ -69,6 +69,54 @@ def test_a_pin_that_conflicts_with_the_project_is_reported(fresh_matrix, project
     result.stdout.fnmatch_lines(["*could not build the environment for emx-demo==2.0*"])
 
 
+COUNTING_BACKEND = """
+import os
+from flit_core import buildapi
+from flit_core.buildapi import *
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(os.environ["EMX_BUILD_COUNT"], "a") as count:
+        count.write("built\\n")
+    return buildapi.build_editable(wheel_directory, config_settings, metadata_directory)
+"""
+
+
+def test_uv_builds_the_project_once_until_its_metadata_changes(fresh_matrix, project, monkeypatch, tmp_path):
+    """uv takes the project's editable build from its cache, as it does for ``uv sync``;
+    --envmatrix-rebuild builds it afresh for every environment."""
+    count = tmp_path / "builds"
+    monkeypatch.setenv("EMX_BUILD_COUNT", str(count))
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('build-backend = "flit_core.buildapi"', 'build-backend = "counting"\nbackend-path = ["build_backend"]')
+    )
+    project.mkdir("build_backend")
+    (project.path / "build_backend" / "counting.py").write_text(COUNTING_BACKEND)
+
+    def builds():
+        return len(count.read_text().splitlines()) if count.exists() else 0
+
+    options = ["--envmatrix-jobs=1", "--envmatrix-installer=uv"]
+    fresh_matrix.run(*options).assert_outcomes(passed=2)
+    assert builds() == 1
+
+    fresh_matrix.run(*options, "--envmatrix-rebuild").assert_outcomes(passed=2)
+    assert builds() == 3
+
+    # new build metadata: new environments, and one new build for them, with the new metadata
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1"', 'version = "0.2"'))
+    (project.path / "tests" / "test_version.py").write_text(
+        "import importlib.metadata, pytest\n\n"
+        "@pytest.mark.envmatrix(emx_demo=['1.0', '2.0'])\n"
+        "def test_installed_version():\n"
+        "    assert importlib.metadata.version('emx-app') == '0.2'\n"
+    )
+    fresh_matrix.run(*options).assert_outcomes(passed=4)
+    assert builds() == 4
+    assert [m["project"] for m in fresh_matrix.envs().values()] == [str(project.path)] * 4
+
+
 def test_project_none_installs_nothing(fresh_matrix, project):
     project.makeini("[pytest]\nenvmatrix_project = none\n")
     (project.path / "tests" / "test_app.py").write_text(
