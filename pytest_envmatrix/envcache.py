@@ -77,9 +77,11 @@ class BuiltEnv:
 
 
 class EnvCache:
-    def __init__(self, root: Path, lock_timeout: float = 1800) -> None:
+    def __init__(self, root: Path, lock_timeout: float = 1800, max_builds: int | None = None) -> None:
+        """``max_builds``: how many environments this process builds at once (threads wait their turn)."""
         self.root = Path(root)
         self.lock_timeout = lock_timeout
+        self._build_slots = threading.BoundedSemaphore(max_builds) if max_builds else contextlib.nullcontext()
         self._in_use: dict[str, int] = {}  # env name → descriptor holding its shared "in use" lock
         self._in_use_guard = threading.Lock()
 
@@ -136,22 +138,23 @@ class EnvCache:
             if found:
                 self._touch(found.path)
                 return found
-        try:
-            self._prepare_root()
-        except OSError as exc:
-            raise BuildError(f"the environment cache {self.root} is not usable: {exc}") from exc
-        lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
-        self._acquire(lock, recipe, on_wait)
-        try:
-            if not rebuild:
-                # another process may have built it while we waited for the lock
-                found = self.lookup(recipe)
-                if found:
-                    self._touch(found.path)
-                    return found
-            return self._build(recipe, fresh_project=rebuild)
-        finally:
-            lock.release()
+        with self._build_slots:
+            try:
+                self._prepare_root()
+            except OSError as exc:
+                raise BuildError(f"the environment cache {self.root} is not usable: {exc}") from exc
+            lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
+            self._acquire(lock, recipe, on_wait)
+            try:
+                if not rebuild:
+                    # another process may have built it while we waited for the lock
+                    found = self.lookup(recipe)
+                    if found:
+                        self._touch(found.path)
+                        return found
+                return self._build(recipe, fresh_project=rebuild)
+            finally:
+                lock.release()
 
     def _hold_in_use(self, name: str) -> None:
         """Hold a shared lock on the environment for the rest of this process, so prune skips it.

@@ -1,7 +1,9 @@
 """The parent side of a matrix run: one object, registered as a plugin.
 
-Environments are built and their children run ahead, up to ``jobs`` at once,
-in worker threads. Items keep pytest's order: each matrix item waits for its
+Environments are built and their children run ahead, in worker threads: up
+to ``jobs`` builds and, separately, up to ``jobs`` children at once, so that
+an environment built while children run (a build mostly waits for the index
+and the disk) is ready when a child slot frees. Items keep pytest's order: each matrix item waits for its
 own reports (which stream in while its child still runs) and replays them
 into the parent's hooks, so the terminal, ``-x``, ``--lf`` and
 ``--junitxml`` see ordinary reports. Every item gets reports, whatever
@@ -141,7 +143,8 @@ class EnvMatrixSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.cache = EnvCache(settings.cache_dir)
+        self.cache = EnvCache(settings.cache_dir, max_builds=settings.jobs)
+        self._run_slots = threading.BoundedSemaphore(settings.jobs)  # children under way, early ones included
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
         self.project = detect_project(config.rootpath, settings.project)
@@ -184,7 +187,8 @@ class EnvMatrixSession:
         outcome = None
         if not early.rejected():
             try:
-                outcome = self._child(early.env, early.planned.items, f"early{early.index}", early.results, early.procs)
+                with self._run_slots:
+                    outcome = self._child(early.env, early.planned.items, f"early{early.index}", early.results, early.procs)
             except Exception:
                 outcome = None  # the group, if it takes this over, runs its child afresh
         early.decided.wait()
@@ -216,8 +220,9 @@ class EnvMatrixSession:
             early.decide(None)
 
     def _executor_for(self, tasks: int) -> ThreadPoolExecutor:
+        """Threads for ``jobs`` builds and ``jobs`` children: the slots, not the threads, bound the work."""
         if self._executor is None:
-            jobs = max(1, min(self.settings.jobs, tasks))
+            jobs = max(1, min(2 * self.settings.jobs, tasks))
             self._executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="envmatrix")
         return self._executor
 
@@ -394,9 +399,12 @@ class EnvMatrixSession:
                 (outcome, given), first = first, None
             else:
                 given = {p.nodeid for p in remaining}
-                attempt = group.runs
-                group.runs += 1
-                outcome = self._child(env, remaining, f"env{group.index}-run{attempt}", group.results, self._running)
+                with self._run_slots:
+                    if self._stopping.is_set():
+                        return
+                    attempt = group.runs
+                    group.runs += 1
+                    outcome = self._child(env, remaining, f"env{group.index}-run{attempt}", group.results, self._running)
             if self._stopping.is_set():
                 return
             if outcome.running is None:

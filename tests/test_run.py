@@ -400,3 +400,33 @@ def test_skip_and_error_reports_of_the_plugin_carry_the_junit_property(fresh_mat
         assert props == {"envmatrix": name[len("test_x["):-1]}
     assert cases["test_x[py3.99-emx_demo-9.9]"].find("skipped") is not None
     assert cases["test_x[py3.11-emx_demo-9.9]"].find("error") is not None
+
+
+def test_jobs_bound_the_children_and_the_next_environment_builds_meanwhile(fresh_matrix, monkeypatch, tmp_path):
+    """With --envmatrix-jobs=1 one child runs at a time, and the next environment is built while it runs."""
+    log = tmp_path / "children.log"
+    monkeypatch.setenv("EMX_LOG", str(log))
+    monkeypatch.setenv("EMX_ENVS", str(fresh_matrix.cache / "envs"))
+    fresh_matrix.pytester.makepyfile(
+        """
+        import os, time
+        from pathlib import Path
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0", "3.0"])
+        def test_slot(envmatrix_combination):
+            start = time.time()
+            if envmatrix_combination["emx_demo"] == "1.0":
+                deadline = start + 60
+                while len(list(Path(os.environ["EMX_ENVS"]).glob("*/envmatrix.json"))) < 2:
+                    assert time.time() < deadline, "the next environment was not built while this child ran"
+                    time.sleep(0.05)
+            time.sleep(0.2)
+            with open(os.environ["EMX_LOG"], "a") as log:
+                log.write(f"{start} {time.time()}\\n")
+        """
+    )
+    fresh_matrix.run("--envmatrix-jobs=1").assert_outcomes(passed=3)
+    spans = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
+    assert len(spans) == 3
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
