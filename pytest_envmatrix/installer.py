@@ -71,7 +71,6 @@ class Installer:
         # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
         return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile", *index.args(), *targets]
 
-
     def project_args(self, editable: str, scratch: Path | None) -> list[str]:
         """How the project under test is named to the installer.
 

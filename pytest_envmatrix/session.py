@@ -3,10 +3,10 @@
 Environments are built and their children run ahead, in worker threads: up
 to ``jobs`` builds and, separately, up to ``jobs`` children at once, so that
 an environment built while children run (a build mostly waits for the index
-and the disk) is ready when a child slot frees. Items keep pytest's order: each matrix item waits for its
-own reports (which stream in while its child still runs) and replays them
-into the parent's hooks, so the terminal, ``-x``, ``--lf`` and
-``--junitxml`` see ordinary reports. Every item gets reports, whatever
+and the disk) is ready when a child slot frees. Items keep pytest's order:
+each matrix item waits for its own reports (which stream in while its child
+still runs) and replays them into the parent's hooks, so the terminal,
+``-x``, ``--lf`` and ``--junitxml`` see ordinary reports. Every item gets reports, whatever
 happens to its environment or its child: no result is lost or invented.
 
 When the last run with the same command line left a plan (see
@@ -188,7 +188,8 @@ class EnvMatrixSession:
         if not early.rejected():
             try:
                 with self._run_slots:
-                    outcome = self._child(early.env, early.planned.items, f"early{early.index}", early.results, early.procs)
+                    if not early.rejected():  # collection may have decided while this waited for a slot
+                        outcome = self._child(early.env, early.planned.items, f"early{early.index}", early.results, early.procs)
             except Exception:
                 outcome = None  # the group, if it takes this over, runs its child afresh
         early.decided.wait()
