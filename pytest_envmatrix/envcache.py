@@ -18,8 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
 try:
     import fcntl
@@ -27,6 +26,9 @@ except ImportError:  # Windows
     fcntl = None
 
 from .recipe import Recipe
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 MARK = "envmatrix.json"
 PYCACHE = "pycache"  # PYTHONPYCACHEPREFIX of every child, shared by all environments (see runner.child_environment)
@@ -143,6 +145,8 @@ class EnvCache:
                 self._prepare_root()
             except OSError as exc:
                 raise BuildError(f"the environment cache {self.root} is not usable: {exc}") from exc
+            from filelock import FileLock  # here: a run that builds nothing need not import it
+
             lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
             self._acquire(lock, recipe, on_wait)
             try:
@@ -199,6 +203,8 @@ class EnvCache:
             )
 
     def _acquire(self, lock: FileLock, recipe: Recipe, on_wait) -> None:
+        from filelock import Timeout
+
         try:
             lock.acquire(timeout=_WAIT_NOTICE_SECONDS)
             return
@@ -295,6 +301,8 @@ class EnvCache:
         envs = self.root / "envs"
         if not envs.is_dir():
             return removed
+        from filelock import FileLock, Timeout
+
         cutoff = time.time() - max_age_days * 86400
         for path in sorted(envs.iterdir()):
             if path.is_symlink() or not path.is_dir() or _last_used(path) > cutoff:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ._child import EVENT_HEADER
 from .envcache import BuiltEnv
 
 CHILD_SCRIPT = Path(__file__).with_name("_child.py")
@@ -103,22 +106,38 @@ def forwarded_args(config: pytest.Config) -> list[str]:
 
 
 class _EventFile:
-    """Reads the JSON lines a child appends, as they arrive; a torn last line waits for its end."""
+    """Reads the events a child appends, as they arrive; an event still being written waits for its end."""
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, encoding="utf-8")
-        self._buffer = ""
+        self._file = open(path, "rb")
+        self._buffer = bytearray()
 
     def read(self) -> list[dict]:
         chunk = self._file.read()
         if not chunk:
             return []
         self._buffer += chunk
-        *lines, self._buffer = self._buffer.split("\n")
-        return [json.loads(line) for line in lines if line]
+        events = []
+        start, header = 0, EVENT_HEADER.size
+        while len(self._buffer) - start >= header:
+            (size,) = EVENT_HEADER.unpack_from(self._buffer, start)
+            end = start + header + size
+            if end > len(self._buffer):
+                break
+            events.append(_PlainUnpickler(io.BytesIO(self._buffer[start + header:end])).load())
+            start = end
+        del self._buffer[:start]
+        return events
 
     def close(self) -> None:
         self._file.close()
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads plain data only: the child's events never name a class, so none is ever looked up."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"an event names {module}.{name}: the child sends plain data only")
 
 
 def run_child(
@@ -141,7 +160,7 @@ def run_child(
     """
     workdir.mkdir(parents=True, exist_ok=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
-    events_path = workdir / "events.jsonl"
+    events_path = workdir / "events.bin"
     events_path.write_bytes(b"")
     paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
     plan = {
@@ -253,9 +272,6 @@ class _Reading:
             self.on_item_done(*done)
 
     def _report(self, data: dict):
-        if isinstance(data.get("longrepr"), list):
-            # a skip's (path, line, reason): JSON made the tuple a list, pytest wants the tuple
-            data["longrepr"] = tuple(data["longrepr"])
         return self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
 
 

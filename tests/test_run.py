@@ -325,6 +325,33 @@ def test_junitxml_has_one_testcase_per_combination(matrix):
     assert props == {"envmatrix": "emx_demo-2.0"}
 
 
+def test_recorded_properties_of_any_type_reach_junitxml_as_plain_pytest_writes_them(matrix):
+    matrix.pytester.makepyfile(
+        """
+        import datetime
+        import fractions
+
+        import pytest
+
+        class Ratio(float):
+            pass
+
+        @pytest.mark.envmatrix(emx_demo=["2.0"])
+        def test_props(record_property):
+            record_property("day", datetime.date(2026, 1, 2))
+            record_property("share", fractions.Fraction(1, 3))
+            record_property("ratio", Ratio(0.5))
+            record_property("tags", ("a", 1))
+        """
+    )
+    matrix.run("--junitxml=out.xml").assert_outcomes(passed=1)
+    import xml.etree.ElementTree as ET
+
+    (case,) = ET.parse(matrix.pytester.path / "out.xml").iter("testcase")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props == {"day": "2026-01-02", "share": "1/3", "ratio": "0.5", "tags": "('a', 1)", "envmatrix": "emx_demo-2.0"}
+
+
 def test_bad_marker_is_a_collection_error_naming_test_and_value(matrix):
     matrix.pytester.makepyfile(
         """
