@@ -157,6 +157,10 @@ class EnvMatrixSession:
         self._running: set = set()  # child processes under way
         self._stopping = threading.Event()
         self.tally = Tally()
+        self._frozen = False
+        # cleanups run last registered first: registered here, during our pytest_configure, which
+        # runs before pytest's own plugins', this runs after pytest's garbage collections
+        config.add_cleanup(self._unfreeze)
 
     # ---- starting early
 
@@ -271,7 +275,7 @@ class EnvMatrixSession:
         elif self._will_run(session):
             self._adopt_early()
             self._start()
-            _freeze_collected(session)
+            self._freeze_collected(session)
         try:
             yield
         finally:
@@ -307,6 +311,27 @@ class EnvMatrixSession:
                 kill_group(proc)
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    def _freeze_collected(self, session: pytest.Session) -> None:
+        """Exempt what collection left alive from the garbage collector's full passes, when no test runs here.
+
+        pytest runs several full collections as it unconfigures (to catch late
+        unraisable exceptions), and each walks every object alive: the collected
+        items, the test modules and what they import. When every item is a matrix
+        item, no test code runs in this process, so none of that can become
+        garbage with a finalizer to report; walking it is pure cost (0.1-0.3 s
+        per run, growing with the items). The reports replayed from now on are
+        still collected as usual, and ``_unfreeze`` hands everything back at the
+        very end (a pytest run in-process, as pytester's, leaves nothing frozen).
+        """
+        if session.items and all(combination_of(item) is not None for item in session.items):
+            gc.freeze()
+            self._frozen = True
+
+    def _unfreeze(self) -> None:
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
 
     # ---- running
 
@@ -552,21 +577,6 @@ class EnvMatrixSession:
             state = "cached" if self.cache.lookup(recipe) else "not built"
             tw.line(f"  {recipe.key[:16]}  {state:<9}  {group.spec.label}  ({len(group.items)} items)")
             tw.line(f"      {self.cache.env_dir(recipe)}")
-
-
-def _freeze_collected(session: pytest.Session) -> None:
-    """Exempt what collection left alive from the garbage collector's full passes, when no test runs here.
-
-    pytest runs several full collections as it unconfigures (to catch late
-    unraisable exceptions), and each walks every object alive: the collected
-    items, the test modules and what they import. When every item is a matrix
-    item, no test code runs in this process, so none of that can become
-    garbage with a finalizer to report; walking it is pure cost (0.1-0.3 s
-    per run, growing with the items). The reports replayed from now on are
-    still collected as usual.
-    """
-    if session.items and all(combination_of(item) is not None for item in session.items):
-        gc.freeze()
 
 
 def _planned(item: pytest.Item) -> PlannedItem:

@@ -1,5 +1,6 @@
 """A matrix run as the user sees it: one result per (test, combination), from the right environment."""
 
+import gc
 
 
 def test_plain_run_ignores_the_matrix(pytester, hermetic_installer):
@@ -350,6 +351,22 @@ def test_recorded_properties_of_any_type_reach_junitxml_as_plain_pytest_writes_t
     (case,) = ET.parse(matrix.pytester.path / "out.xml").iter("testcase")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props == {"day": "2026-01-02", "share": "1/3", "ratio": "0.5", "tags": "('a', 1)", "envmatrix": "emx_demo-2.0"}
+
+
+def test_a_matrix_run_in_process_leaves_the_garbage_collector_as_it_found_it(matrix):
+    """The parent exempts collected objects from garbage collection while it only replays; not beyond."""
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        def test_one():
+            pass
+        """
+    )
+    assert gc.get_freeze_count() == 0
+    matrix.run().assert_outcomes(passed=2)
+    assert gc.get_freeze_count() == 0
 
 
 def test_bad_marker_is_a_collection_error_naming_test_and_value(matrix):
