@@ -97,18 +97,14 @@ class _PlainPickler(pickle.Pickler):
 def encode_event(event):
     """One event as written to the event file: its length, then its pickle."""
     buffer = io.BytesIO()
-    buffer.write(EVENT_HEADER.pack(0))
     try:
         _PlainPickler(buffer, EVENT_PROTOCOL).dump(event)
+        data = buffer.getvalue()
     except pickle.PicklingError:
         # a test's user_properties, say, may hold any object: send it as the text
         # junitxml would show for it
-        buffer = io.BytesIO()
-        buffer.write(EVENT_HEADER.pack(0))
-        pickle.dump(_plain(event), buffer, EVENT_PROTOCOL)
-    data = buffer.getbuffer()
-    EVENT_HEADER.pack_into(data, 0, len(data) - EVENT_HEADER.size)
-    return bytes(data)
+        data = pickle.dumps(_plain(event), EVENT_PROTOCOL)
+    return EVENT_HEADER.pack(len(data)) + data
 
 
 def _plain(value):
@@ -120,7 +116,7 @@ def _plain(value):
         return [_plain(item) for item in value]
     if isinstance(value, tuple):
         return tuple(_plain(item) for item in value)
-    for base in (bool, int, float, str, bytes):
+    for base in (int, float, str, bytes):
         if isinstance(value, base):  # a subclass, such as numpy.float64
             return base(value)
     return str(value)
