@@ -128,8 +128,13 @@ class ChildPlugin:
         self.combinations = plan["combinations"]
         self.events = open(plan["events"], "ab")
         self.config = None
+        self.pid = os.getpid()
 
     def _send(self, event, **data):
+        if os.getpid() != self.pid:
+            # a test forked, and the copy went on running the session: the parent must
+            # know that these events are not this pytest's
+            data["forked"] = os.getpid()
         self.events.write(encode_event({"event": event, **data}))
         self.events.flush()
 
@@ -182,6 +187,9 @@ class ChildPlugin:
 
     def pytest_runtest_logreport(self, report):
         self._send("logreport", report=self._serialize(report))
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self._send("logfinish", nodeid=nodeid)
 
     def pytest_warning_recorded(self, warning_message, when, nodeid, location):
         if when != "runtest":

@@ -42,6 +42,10 @@ class ChildOutcome:
 
     running: str | None = None  # the item under way when the child ended: it crashed or hung there
     partial: list = field(default_factory=list)  # reports the running item got before that
+    last: tuple | None = None  # (nodeid, reports, warnings) of the last item it finished, not yet handed on
+    failed: bool = False  # it sent a failed report (test or collection)
+    unexpected: list[str] = field(default_factory=list)  # node ids it reported that nobody asked for
+    forked: dict = field(default_factory=dict)  # pid of a forked copy that ran pytest on → [(nodeid, outcome)]
     collect_errors: list = field(default_factory=list)  # failed CollectReports
     collected: list[str] | None = None  # node ids the child selected; None if it never got there
     exitstatus: int | None = None  # pytest's exit status; None if the child died first
@@ -148,15 +152,20 @@ def run_child(
     basetemp: Path,
     cwd_on_sys_path: bool,
     on_item_done: Callable[[str, list, list], None],
+    on_item_late: Callable[[str, list], None],
     timeout: float | None = None,
     running: set | None = None,
 ) -> ChildOutcome:
     """Run ``items`` in one child process in ``env``.
 
-    ``on_item_done(nodeid, reports, warnings)`` is called as soon as an item's teardown
-    report arrives, from the calling thread. With ``timeout``, a child that
-    spends longer than that on one item (or before its first) is killed
-    together with its process group, and ``timed_out`` is set.
+    ``on_item_done(nodeid, reports, warnings)`` is called, from the calling
+    thread, once an item's reports are complete (see :class:`_Reading`);
+    the last item the child finished is not handed on but returned in
+    ``ChildOutcome.last``, for the caller to weigh against how the child
+    ended. ``on_item_late(nodeid, reports)`` gets reports for an item already
+    handed on. With ``timeout``, a child that spends longer than that on one
+    item (or before its first) is killed together with its process group,
+    and ``timed_out`` is set.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
@@ -193,7 +202,7 @@ def run_child(
         )
     if running is not None:
         running.add(proc)
-    reading = _Reading(config, outcome, on_item_done)
+    reading = _Reading(config, outcome, {item.nodeid for item in items}, on_item_done, on_item_late)
     try:
         phase_start = time.monotonic()
         while True:
@@ -210,7 +219,6 @@ def run_child(
             time.sleep(_POLL_SECONDS)
         for event in events.read():
             reading.handle(event)
-        reading.flush()
     finally:
         if proc.poll() is None:
             kill_group(proc)
@@ -218,47 +226,67 @@ def run_child(
         events.close()
         if running is not None:
             running.discard(proc)
+    reading.end()
     outcome.returncode = proc.returncode
-    outcome.running, outcome.partial = reading.current, reading.current_reports
     outcome.output = output_path.read_text(encoding="utf-8", errors="replace") if capture else ""
     return outcome
 
 
 class _Reading:
-    """Turns a child's events into reports, and knows which item is under way.
+    """Turns a child's events into each item's reports.
 
-    An item is handed on when the next one starts (or the child ends), not at
-    its teardown report: pytest records an item's warnings after that.
+    An item's result is every report the child sent for it, in order: a rerun
+    plugin sends a logstart, setup, call, teardown and logfinish per attempt,
+    subtests add call reports, and pytest records the item's warnings after
+    its logfinish. So an item is complete only when another item starts, or
+    when the child has ended. A report belongs to the item it names, when that
+    is an item the child was given, else to the item under way (a plugin may
+    rename reports); one that fits neither is noted as unexpected. Events of a
+    forked copy of the child (a test that forked and whose copy returned into
+    pytest) are nobody's result: they are kept apart, for the caller to report.
     """
 
-    def __init__(self, config: pytest.Config, outcome: ChildOutcome, on_item_done) -> None:
+    def __init__(self, config: pytest.Config, outcome: ChildOutcome, planned: set[str], on_item_done, on_item_late) -> None:
         self.config = config
         self.outcome = outcome
+        self.planned = planned
         self.on_item_done = on_item_done
+        self.on_item_late = on_item_late
         self.current: str | None = None
-        self.current_reports: list = []
-        self.done: tuple[str, list, list] | None = None  # finished, waiting for its warnings
+        self.reports: list = []
+        self.warnings: list = []
+        self.finished = False  # the current item's last logfinish came after its last report
+        self.handed: set[str] = set()
+        self.early: dict[str, list] = {}  # reports of items that had not started yet
 
     def handle(self, event: dict) -> bool:
         """Apply one event; True when it starts a new phase (the timeout restarts)."""
         kind = event["event"]
+        if "forked" in event:
+            if kind == "logreport":
+                report = self._report(event["report"])
+                self.outcome.forked.setdefault(event["forked"], []).append((report.nodeid, report.outcome, report.when))
+            return False
         if kind == "warning":
-            if self.done is not None:
-                self.done[2].append(_warning(event))
+            if self.current is not None:
+                self.warnings.append(_warning(event))
             return False
-        self.flush()
         if kind == "logstart":
-            self.current, self.current_reports = event["nodeid"], []
+            nodeid = event["nodeid"]
+            if nodeid != self.current:
+                self._hand_over()
+                self.current = nodeid
+                self.reports = self.early.pop(nodeid, [])
+            self.finished = False
             return True
-        if kind == "logreport":
-            report = self._report(event["report"])
-            self.current_reports.append(report)
-            if report.when == "teardown":
-                self.done = (report.nodeid, self.current_reports, [])
-                self.current, self.current_reports = None, []
+        if kind == "logfinish":
+            self.finished = True
             return False
-        if kind == "collectreport":
+        if kind == "logreport":
+            self._add(self._report(event["report"]))
+        elif kind == "collectreport":
             self.outcome.collect_errors.append(self._report(event["report"]))
+            self.outcome.failed = True
         elif kind == "collected":
             self.outcome.collected = event["nodeids"]
             return True
@@ -266,10 +294,39 @@ class _Reading:
             self.outcome.exitstatus = event["exitstatus"]
         return False
 
-    def flush(self) -> None:
-        if self.done is not None:
-            done, self.done = self.done, None
-            self.on_item_done(*done)
+    def _add(self, report) -> None:
+        if report.failed:
+            self.outcome.failed = True
+        owner = report.nodeid if report.nodeid in self.planned else self.current
+        if owner is None:
+            self.outcome.unexpected.append(report.nodeid)
+        elif owner == self.current:
+            self.reports.append(report)
+            self.finished = False
+        elif owner in self.handed:
+            self.on_item_late(owner, [report])
+        else:
+            self.early.setdefault(owner, []).append(report)
+
+    def _hand_over(self) -> None:
+        if self.current is not None:
+            self.on_item_done(self.current, self.reports, self.warnings)
+            self.handed.add(self.current)
+        self.current, self.reports, self.warnings = None, [], []
+
+    def end(self) -> None:
+        """The child has ended: hand on what is complete, and say what was under way."""
+        for nodeid, reports in self.early.items():
+            if nodeid != self.current:
+                self.on_item_done(nodeid, reports, [])
+                self.handed.add(nodeid)
+        if self.current is None:
+            return
+        if self.finished:
+            self.outcome.last = (self.current, self.reports, self.warnings)
+        else:
+            self.outcome.running, self.outcome.partial = self.current, self.reports
+        self.current, self.reports, self.warnings = None, [], []
 
     def _report(self, data: dict):
         return self.config.hook.pytest_report_from_serializable(config=self.config, data=data)

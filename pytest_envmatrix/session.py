@@ -23,8 +23,8 @@ import hashlib
 import shutil
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .recipe import Recipe, detect_project
 from .runner import ChildOutcome, PlannedItem, kill_group, python_sees_cwd, run_child
+from . import verdict
 from .settings import Settings
 
 COMBINATION_ARG = "envmatrix_combination"
@@ -51,18 +52,36 @@ def combination_of(item: pytest.Item) -> Combination | None:
 
 
 class GroupResults:
-    """Reports of one environment's items: filled by a worker thread, taken in item order."""
+    """Reports of one environment's items: filled by worker threads, taken in item order.
+
+    Reports that reach an item after it was taken (a forked copy of a child
+    reporting late, say) are kept as late reports, which the session replays
+    at its next chance: a result is never dropped because it came late.
+    """
 
     def __init__(self) -> None:
         self._ready: dict[str, tuple[list, list]] = {}
         self._done: set[str] = set()  # every item that got its reports, replayed or not
+        self._late: list[tuple[str, list]] = []
         self._cond = threading.Condition()
 
     def put(self, nodeid: str, reports: list, warnings: list = ()) -> None:
         with self._cond:
-            self._ready[nodeid] = (reports, list(warnings))
+            self._ready[nodeid] = (list(reports), list(warnings))
             self._done.add(nodeid)
             self._cond.notify_all()
+
+    def add(self, nodeid: str, reports: list) -> None:
+        """More reports for an item: with its others if not taken yet, else as late reports."""
+        with self._cond:
+            if nodeid in self._ready:
+                self._ready[nodeid][0].extend(reports)
+            elif nodeid in self._done:
+                self._late.append((nodeid, list(reports)))
+            else:
+                self._ready[nodeid] = (list(reports), [])
+                self._done.add(nodeid)
+                self._cond.notify_all()
 
     def has(self, nodeid: str) -> bool:
         with self._cond:
@@ -73,6 +92,11 @@ class GroupResults:
         with self._cond:
             self._cond.wait_for(lambda: nodeid in self._ready)
             return self._ready.pop(nodeid)
+
+    def take_late(self) -> list[tuple[str, list]]:
+        with self._cond:
+            late, self._late = self._late, []
+            return late
 
 
 @dataclass
@@ -277,9 +301,11 @@ class EnvMatrixSession:
             self._start()
             self._freeze_collected(session)
         try:
-            yield
+            outcome = yield
         finally:
             self._stop()
+        if outcome.excinfo is None:
+            self._replay_late()
 
     def _will_run(self, session: pytest.Session) -> bool:
         option = session.config.option
@@ -346,7 +372,12 @@ class EnvMatrixSession:
         reports, warnings = group.results.take(child_nodeid(item))
         if reports[-1].when != "teardown":
             # our own skip and error reports stand for a whole item: end it as pytest would
-            reports.append(_report(item, "passed", None, "teardown"))
+            reports.append(verdict.report(item, "passed", None, "teardown"))
+        self._replay(item, combination, reports, warnings)
+        self._replay_late()
+        return True
+
+    def _replay(self, item: pytest.Item, combination: Combination, reports: list, warnings: list = ()) -> None:
         ihook = item.ihook
         # the child's reports carry the item's location (same rootdir): computing it here again
         # reads the test's source, and was a third of the parent's cost per item
@@ -357,11 +388,21 @@ class EnvMatrixSession:
                 kwargs=dict(warning_message=warning, when="runtest", nodeid=item.nodeid, location=None)
             )
         for report in reports:
-            report.nodeid = item.nodeid  # differs from the child's only by xdist's group suffix
+            report.nodeid = item.nodeid  # the child's own, or xdist's group suffix, or a plugin's renaming
             report.user_properties.append(("envmatrix", combination.id))
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
-        return True
+
+    def _replay_late(self) -> None:
+        """Replay reports that reached items after those were replayed (see :class:`GroupResults`)."""
+        for group in self.groups.values():
+            late = group.results.take_late()
+            if not late:
+                continue
+            items = {child_nodeid(item): item for item in group.items}
+            for nodeid, reports in late:
+                item = items[nodeid]
+                self._replay(item, combination_of(item), reports)
 
     def _worker_batch(self, group: EnvGroup, item: pytest.Item) -> list[pytest.Item]:
         """In an xdist worker: ``item`` and the group's items queued for this worker, to run in one child.
@@ -393,7 +434,7 @@ class EnvMatrixSession:
     def _fail_rest(self, group: EnvGroup, message: str) -> None:
         for item in group.items:
             if not group.results.has(child_nodeid(item)):
-                group.results.put(child_nodeid(item), [_error(item, message)])
+                group.results.put(child_nodeid(item), [verdict.error(item, message)])
 
     def _build_and_run(self, group: EnvGroup, items: list[pytest.Item], first: tuple | None = None) -> None:
         if not group.prepared:
@@ -402,7 +443,7 @@ class EnvMatrixSession:
                 recipe = group.recipe = group.recipe or self._recipe(group.spec)
             except InterpreterNotFound as exc:
                 for item in group.items:
-                    group.results.put(child_nodeid(item), [_skipped(item, f"envmatrix: {exc}")])
+                    group.results.put(child_nodeid(item), [verdict.skipped(item, f"envmatrix: {exc}")])
                 return
             try:
                 group.env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
@@ -435,18 +476,22 @@ class EnvMatrixSession:
                     outcome = self._child(env, remaining, f"env{group.index}-run{attempt}", group.results, self._running)
             if self._stopping.is_set():
                 return
-            if outcome.running is None:
-                self._account_for_missing(group, [p for p in remaining if p.nodeid in given], outcome)
-                remaining = [p for p in remaining if not group.results.has(p.nodeid)]
-                continue
-            item = by_id[outcome.running]
-            group.results.put(outcome.running, [*outcome.partial, self._death_report(item, outcome)])
+            self._settle(group, outcome, [p.nodeid for p in remaining if p.nodeid in given], by_id)
             remaining = [p for p in remaining if not group.results.has(p.nodeid)]
-            if remaining:
-                self.tally.notes.append(
-                    f"{combination_of(item).id}: the child {_ended(outcome)} on {item.nodeid}; "
-                    f"restarted it on the {len(remaining)} remaining test(s)"
-                )
+            if remaining and outcome.running is not None:
+                item = by_id[outcome.running]
+                self.tally.notes.append(verdict.restart_note(outcome, item, combination_of(item).id, len(remaining)))
+
+    def _settle(self, group: EnvGroup, outcome: ChildOutcome, given: list[str], by_id: dict) -> None:
+        """Hand on what the child's end adds to its items' reports."""
+        label = combination_of(by_id[given[0]]).id if given else group.spec.label
+        context = verdict.Context(label, self.settings.timeout, self.config.option.maxfail)
+        items = {child_nodeid(item): item for item in group.items}
+        for nodeid, reports, warnings in verdict.settle(outcome, given, items, group.results.has, context):
+            if not group.results.has(nodeid):
+                group.results.put(nodeid, reports, warnings)
+            else:
+                group.results.add(nodeid, reports)
 
     def _child(self, env: BuiltEnv, items, name: str, results: GroupResults, running: set) -> ChildOutcome:
         return run_child(
@@ -457,40 +502,10 @@ class EnvMatrixSession:
             basetemp=self._basetemp() / name,
             cwd_on_sys_path=_CWD_ON_SYS_PATH,
             on_item_done=results.put,
+            on_item_late=results.add,
             timeout=self.settings.timeout,
             running=running,
         )
-
-    def _death_report(self, item: pytest.Item, outcome: ChildOutcome) -> pytest.TestReport:
-        combination = combination_of(item).id
-        if outcome.timed_out:
-            head = f"envmatrix: timed out after {self.settings.timeout:g} s in {combination}"
-        else:
-            head = f"envmatrix: the child pytest in {combination} crashed while running this test: {outcome.death()}"
-        when = {0: "setup", 1: "call"}.get(len(outcome.partial), "teardown")
-        return _error(item, _explain(head, outcome), when=when)
-
-    def _account_for_missing(self, group: EnvGroup, planned: list[PlannedItem], outcome: ChildOutcome) -> None:
-        """The child ended between items: every planned item it did not report gets an error."""
-        for p in planned:
-            if group.results.has(p.nodeid):
-                continue
-            item = next(i for i in group.items if child_nodeid(i) == p.nodeid)
-            label = combination_of(item).id
-            if outcome.timed_out:
-                why = f"timed out after {self.settings.timeout:g} s in {label}, before this test started"
-            elif outcome.collect_errors:
-                why = f"the child pytest in {label} could not collect this test"
-            elif outcome.collected is not None and p.nodeid not in outcome.collected:
-                why = f"the child pytest in {label} did not find this test"
-            elif outcome.exitstatus is None:
-                why = f"the child pytest in {label} ended before running this test: {outcome.death()}"
-            elif outcome.exitstatus != 0:
-                group.results.put(p.nodeid, [_skipped(item, "envmatrix: not run, the child stopped after an earlier failure")])
-                continue
-            else:
-                why = f"the child pytest in {label} reported no result for this test"
-            group.results.put(p.nodeid, [_error(item, _explain(f"envmatrix: {why}", outcome))])
 
     def _recipe(self, spec: EnvSpec) -> Recipe:
         return Recipe(
@@ -629,41 +644,3 @@ def child_nodeid(item: pytest.Item) -> str:
     if sep and tail.startswith(_XDIST_GROUP_PREFIX):
         return head
     return nodeid
-
-
-def _ended(outcome: ChildOutcome) -> str:
-    return "timed out" if outcome.timed_out else f"crashed ({outcome.death()})"
-
-
-def _explain(head: str, outcome: ChildOutcome) -> str:
-    lines = [head]
-    for report in outcome.collect_errors:
-        lines.append(f"collection error in {report.nodeid or 'the session'}:")
-        lines.append(str(report.longrepr))
-    tail = outcome.output_tail()
-    if tail:
-        lines.append("child output (last lines):")
-        lines.extend("    " + line for line in tail)
-    return "\n".join(lines)
-
-
-def _report(item: pytest.Item, outcome: str, longrepr, when: str) -> pytest.TestReport:
-    return pytest.TestReport(
-        nodeid=item.nodeid,
-        location=item.location,
-        keywords={name: 1 for name in item.keywords},
-        outcome=outcome,
-        longrepr=longrepr,
-        when=when,
-        sections=[],
-        duration=0.0,
-        user_properties=[],
-    )
-
-
-def _skipped(item: pytest.Item, reason: str) -> pytest.TestReport:
-    return _report(item, "skipped", (str(item.path), item.location[1] + 1, f"Skipped: {reason}"), "setup")
-
-
-def _error(item: pytest.Item, message: str, when: str = "setup") -> pytest.TestReport:
-    return _report(item, "failed", message, when)

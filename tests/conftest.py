@@ -152,3 +152,23 @@ def matrix(pytester, shared_cache, demo_wheels, base_wheels, hermetic_installer)
 def fresh_matrix(pytester, tmp_path, demo_wheels, base_wheels, hermetic_installer) -> MatrixRunner:
     """Like ``matrix`` but with an empty cache of its own, for tests that count builds."""
     return MatrixRunner(pytester, tmp_path / "fresh-cache", [demo_wheels, base_wheels])
+
+
+@pytest.fixture(scope="session")
+def plugin_wheels(request) -> Path:
+    """Real third-party pytest plugins as local wheels, for tests that run them inside environments.
+
+    Their dependencies (pytest, packaging) are in ``base_wheels``.
+    """
+    dest = _wheelhouse_dir(request.config).parent / "envmatrix-plugin-wheels"
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp = dest / "complete-v1.json"
+    with FileLock(str(dest) + ".lock"):
+        if not stamp.exists():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                 "--no-deps", "--only-binary=:all:", "--dest", str(dest), "pytest-rerunfailures>=14"],
+                check=True,
+            )
+            stamp.write_text(json.dumps(sorted(p.name for p in dest.glob("*.whl"))))
+    return dest
