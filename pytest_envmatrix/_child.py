@@ -129,6 +129,7 @@ class ChildPlugin:
         self.events = open(plan["events"], "ab")
         self.config = None
         self.pid = os.getpid()
+        self.requirements = plan.get("requirements", [])
 
     def _send(self, event, **data):
         if os.getpid() != self.pid:
@@ -144,6 +145,12 @@ class ChildPlugin:
     def pytest_configure(self, config):
         self.config = config
         config.addinivalue_line("markers", _MARKER_HELP)
+        problems = _unmet(self.requirements)
+        if problems:
+            self._send("foreign", problems=problems)
+            raise pytest.UsageError(
+                "envmatrix: this environment does not hold the combination it was built for:\n  " + "\n  ".join(problems)
+            )
 
     @pytest.fixture
     def envmatrix_combination(self, request):
@@ -207,6 +214,54 @@ class ChildPlugin:
     def pytest_sessionfinish(self, exitstatus):
         self._send("sessionfinish", exitstatus=int(exitstatus))
         self.events.close()
+
+
+def _unmet(requirements):
+    """The requirements that this interpreter does not meet from inside its own environment.
+
+    The installer put the combination into the environment, but Python finds
+    a distribution on ``sys.path`` in order: a ``PYTHONPATH`` naming another
+    environment's site-packages (as HPC module systems set it), or a path
+    added by a ``.pth`` file, would put another version first, and the run
+    would report on a combination that never ran.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    prefix = os.path.realpath(sys.prefix)
+    pythonpath = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    problems = []
+    for text in requirements:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        dist = _distribution(metadata, requirement.name)
+        if dist is None:
+            problems.append(f"{requirement.name} is not installed")
+            continue
+        location = os.path.realpath(str(dist.locate_file("")))
+        if os.path.commonpath([location, prefix]) != prefix:
+            where = " (a PYTHONPATH entry)" if location in pythonpath else ""
+            problems.append(
+                f"{requirement.name} {dist.version} is found first in {location}{where}, outside the environment {prefix}"
+            )
+        elif not requirement.url and not requirement.specifier.contains(dist.version, prereleases=True):
+            problems.append(f"{requirement.name} {dist.version} is installed, which does not satisfy {text}")
+    return problems
+
+
+def _distribution(metadata, name):
+    # Python 3.9 matches a dist-info folder by the name lowercased with "-" made "_" only,
+    # while new installers write every run of "-", "_" and "." as "_"
+    import re
+
+    for candidate in dict.fromkeys([name, re.sub(r"[-_.]+", "_", name).lower()]):
+        try:
+            return metadata.distribution(candidate)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _end_with_parent():

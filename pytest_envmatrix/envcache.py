@@ -71,6 +71,7 @@ class BuiltEnv:
     key: str
     reused: bool  # False when this call built it
     seconds: float  # spent building (0 when reused)
+    requirements: tuple[str, ...] = ()  # what it was filled with, for the child to check
 
     @property
     def pycache_prefix(self) -> Path:
@@ -108,7 +109,10 @@ class EnvCache:
         python = path / mark.get("env_python", "")
         if not python.is_file():
             return None
-        return BuiltEnv(path, python, key, reused=True, seconds=0.0)
+        requirements = mark.get("requirements")
+        if not isinstance(requirements, list) or not all(isinstance(r, str) for r in requirements):
+            return None
+        return BuiltEnv(path, python, key, reused=True, seconds=0.0, requirements=tuple(requirements))
 
     def reuse(self, key: str) -> BuiltEnv | None:
         """The complete environment with cache key ``key``, held in use like ``ensure``'s; None if absent or unsafe.
@@ -234,7 +238,7 @@ class EnvCache:
             raise
         self._touch(path)
         self._log_build(recipe, seconds)
-        return BuiltEnv(path, python, recipe.key, reused=False, seconds=seconds)
+        return BuiltEnv(path, python, recipe.key, reused=False, seconds=seconds, requirements=tuple(recipe.requirements))
 
     def _create(self, recipe: Recipe, path: Path) -> Path:
         command = recipe.installer.venv_command(recipe.interpreter.executable, str(path))

@@ -45,6 +45,7 @@ class ChildOutcome:
     last: tuple | None = None  # (nodeid, reports, warnings) of the last item it finished, not yet handed on
     failed: bool = False  # it sent a failed report (test or collection)
     unexpected: list[str] = field(default_factory=list)  # node ids it reported that nobody asked for
+    foreign: list[str] = field(default_factory=list)  # requirements the child found unmet in its environment
     forked: dict = field(default_factory=dict)  # pid of a forked copy that ran pytest on → [(nodeid, outcome)]
     collect_errors: list = field(default_factory=list)  # failed CollectReports
     collected: list[str] | None = None  # node ids the child selected; None if it never got there
@@ -176,6 +177,7 @@ def run_child(
         "nodeids": [item.nodeid for item in items],
         "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items},
         "events": str(events_path),
+        "requirements": list(env.requirements),
         "cwd_on_sys_path": cwd_on_sys_path,
         "args": [*paths, *forwarded_args(config), "--basetemp", str(basetemp)],
     }
@@ -292,6 +294,8 @@ class _Reading:
             return True
         elif kind == "sessionfinish":
             self.outcome.exitstatus = event["exitstatus"]
+        elif kind == "foreign":
+            self.outcome.foreign = list(event["problems"])
         return False
 
     def _add(self, report) -> None:

@@ -291,3 +291,31 @@ def test_maxfail_in_the_child_skips_the_rest_and_says_so(matrix):
     result = matrix.run("-v", "--maxfail=1", "-p", "no:randomly")
     assert result.ret == 1
     result.assert_outcomes(failed=1)
+
+
+def test_a_pythonpath_that_shadows_the_combination_is_an_error_not_its_result(matrix, demo_wheels, tmp_path, monkeypatch):
+    shadow = tmp_path / "other-site-packages"
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", f"--find-links={demo_wheels}",
+         f"--target={shadow}", "emx-demo==3.0"],
+        check=True,
+    )
+    monkeypatch.setenv("PYTHONPATH", str(shadow))
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_answer():
+            import emx_demo
+            assert emx_demo.answer() == 3  # true only of the shadowing copy
+        """
+    )
+    result = matrix.run("-v")
+    assert result.ret == 1
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*does not hold its combination: emx-demo 3.0 is found first in {shadow} (a PYTHONPATH entry), outside the environment*"]
+    )
