@@ -148,7 +148,8 @@ def _explain(head: str, outcome: ChildOutcome) -> str:
     for report in outcome.collect_errors:
         lines.append(f"collection error in {report.nodeid or 'the session'}:")
         lines.append(str(report.longrepr))
-    tail = outcome.output_tail()
+    # the child printed its collection errors too: once is enough, unless it died after them
+    tail = [] if outcome.collect_errors and outcome.exitstatus is not None else outcome.output_tail()
     if tail:
         lines.append("child output (last lines):")
         lines.extend("    " + line for line in tail)
