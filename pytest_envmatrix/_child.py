@@ -223,31 +223,37 @@ def _unmet(requirements):
     a distribution on ``sys.path`` in order: a ``PYTHONPATH`` naming another
     environment's site-packages (as HPC module systems set it), or a path
     added by a ``.pth`` file, would put another version first, and the run
-    would report on a combination that never ran.
+    would report on a combination that never ran. The parent parsed the
+    requirements; packaging is imported here only for what a plain string
+    comparison cannot decide.
     """
     from importlib import metadata
-
-    from packaging.requirements import Requirement
 
     prefix = os.path.realpath(sys.prefix)
     pythonpath = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
     problems = []
-    for text in requirements:
-        requirement = Requirement(text)
-        if requirement.marker is not None and not requirement.marker.evaluate():
-            continue
-        dist = _distribution(metadata, requirement.name)
+    for requirement in requirements:
+        name = requirement["name"]
+        if requirement["marker"]:
+            from packaging.markers import Marker
+
+            if not Marker(requirement["marker"]).evaluate():
+                continue
+        dist = _distribution(metadata, name)
         if dist is None:
-            problems.append(f"{requirement.name} is not installed")
+            problems.append(f"{name} is not installed")
             continue
         location = os.path.realpath(str(dist.locate_file("")))
         if os.path.commonpath([location, prefix]) != prefix:
             where = " (a PYTHONPATH entry)" if location in pythonpath else ""
-            problems.append(
-                f"{requirement.name} {dist.version} is found first in {location}{where}, outside the environment {prefix}"
-            )
-        elif not requirement.url and not requirement.specifier.contains(dist.version, prereleases=True):
-            problems.append(f"{requirement.name} {dist.version} is installed, which does not satisfy {text}")
+            problems.append(f"{name} {dist.version} is found first in {location}{where}, outside the environment {prefix}")
+        elif requirement["url"] or not requirement["specifier"] or dist.version == requirement["exact"]:
+            continue
+        else:
+            from packaging.specifiers import SpecifierSet
+
+            if not SpecifierSet(requirement["specifier"]).contains(dist.version, prereleases=True):
+                problems.append(f"{name} {dist.version} is installed, which does not satisfy {requirement['text']}")
     return problems
 
 

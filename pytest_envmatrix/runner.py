@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from ._child import EVENT_HEADER
 from .envcache import BuiltEnv
@@ -177,7 +178,7 @@ def run_child(
         "nodeids": [item.nodeid for item in items],
         "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items},
         "events": str(events_path),
-        "requirements": list(env.requirements),
+        "requirements": [requirement_check(text) for text in env.requirements],
         "cwd_on_sys_path": cwd_on_sys_path,
         "args": [*paths, *forwarded_args(config), "--basetemp", str(basetemp)],
     }
@@ -350,6 +351,23 @@ def _warning_category(module: str, name: str) -> type:
         return found
     # a warning class of a package the parent does not have: same name, shown the same way
     return type(name, (UserWarning,), {"__module__": module})
+
+
+def requirement_check(text: str) -> dict:
+    """A requirement as the child checks it, parsed here so the child need not import packaging to do it."""
+    requirement = Requirement(text)
+    specifiers = list(requirement.specifier)
+    exact = None
+    if len(specifiers) == 1 and specifiers[0].operator == "==" and not specifiers[0].version.endswith("*"):
+        exact = specifiers[0].version
+    return {
+        "text": text,
+        "name": requirement.name,
+        "specifier": str(requirement.specifier),
+        "exact": exact,  # the version string that satisfies it as written, the common case
+        "url": bool(requirement.url),
+        "marker": str(requirement.marker) if requirement.marker else None,
+    }
 
 
 def child_environment(env: BuiltEnv) -> dict[str, str]:

@@ -97,7 +97,10 @@ def _death_report(item: pytest.Item, outcome: ChildOutcome, context: Context) ->
 def _missing_report(nodeid: str, item: pytest.Item, outcome: ChildOutcome, context: Context) -> pytest.TestReport:
     label = context.label
     if outcome.foreign:
-        why = f"the environment for {label} does not hold its combination: " + "; ".join(outcome.foreign)
+        why = (
+            f"the environment for {label} does not hold its combination: " + "; ".join(outcome.foreign)
+            + " (if something changed the environment, --envmatrix-rebuild rebuilds it)"
+        )
         return error(item, why)
     if outcome.timed_out:
         why = f"timed out after {context.timeout:g} s in {label}, before this test started"

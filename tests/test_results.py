@@ -319,3 +319,4 @@ def test_a_pythonpath_that_shadows_the_combination_is_an_error_not_its_result(ma
     result.stdout.fnmatch_lines(
         [f"*does not hold its combination: emx-demo 3.0 is found first in {shadow} (a PYTHONPATH entry), outside the environment*"]
     )
+
