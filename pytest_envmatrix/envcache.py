@@ -103,10 +103,13 @@ class EnvCache:
             mark = json.loads((path / MARK).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if mark.get("key") != key:
+        if not isinstance(mark, dict) or mark.get("key") != key:
             return None
-        python = path / mark.get("env_python", "")
-        if not python.is_file():
+        python = _inside(path, mark.get("env_python"))
+        try:
+            if python is None or not python.is_file():
+                return None
+        except (OSError, ValueError):
             return None
         return BuiltEnv(path, python, key, reused=True, seconds=0.0)
 
@@ -356,6 +359,21 @@ def _unused(use_file: Path):
         yield True
     finally:
         os.close(fd)
+
+
+def _inside(env: Path, relative: object) -> Path | None:
+    """``env / relative`` when ``relative`` is a plain relative path that stays in ``env``; else None.
+
+    A completion mark names the environment's interpreter relative to the
+    environment; one that leads elsewhere (an absolute path, ``..``) would
+    have us run a program the environment does not hold.
+    """
+    if not isinstance(relative, str) or not relative or "\0" in relative:
+        return None
+    parts = Path(relative).parts
+    if Path(relative).is_absolute() or Path(relative).drive or ".." in parts:
+        return None
+    return env / relative
 
 
 def _exit_words(returncode: int) -> str:
