@@ -145,23 +145,28 @@ class EnvCache:
                 return found
         with self._build_slots:
             try:
-                self._prepare_root()
+                return self._build_locked(recipe, rebuild, on_wait)
             except OSError as exc:
+                # a read-only cache, a directory where a lock or the log should be, a full disk:
+                # the environment cannot be had, and the rest of the run goes on
                 raise BuildError(f"the environment cache {self.root} is not usable: {exc}") from exc
-            from filelock import FileLock  # here: a run that builds nothing need not import it
 
-            lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
-            self._acquire(lock, recipe, on_wait)
-            try:
-                if not rebuild:
-                    # another process may have built it while we waited for the lock
-                    found = self.lookup(recipe)
-                    if found:
-                        self._touch(found.path)
-                        return found
-                return self._build(recipe, fresh_project=rebuild)
-            finally:
-                lock.release()
+    def _build_locked(self, recipe: Recipe, rebuild: bool, on_wait) -> BuiltEnv:
+        self._prepare_root()
+        from filelock import FileLock  # here: a run that builds nothing need not import it
+
+        lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
+        self._acquire(lock, recipe, on_wait)
+        try:
+            if not rebuild:
+                # another process may have built it while we waited for the lock
+                found = self.lookup(recipe)
+                if found:
+                    self._touch(found.path)
+                    return found
+            return self._build(recipe, fresh_project=rebuild)
+        finally:
+            lock.release()
 
     def _hold_in_use(self, name: str) -> None:
         """Hold a shared lock on the environment for the rest of this process, so prune skips it.
@@ -178,7 +183,7 @@ class EnvCache:
                 return
             try:
                 (self.root / "locks").mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.root / "locks" / f"{name}.use", os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.root / "locks" / f"{name}.use", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             except OSError:
                 return
             fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a prune is removing this environment
@@ -315,6 +320,8 @@ class EnvCache:
                 lock.acquire(timeout=0)
             except Timeout:
                 continue  # being built
+            except OSError:
+                continue  # its lock cannot be taken (a read-only cache, a directory in its place): leave it
             try:
                 with _unused(self.root / "locks" / f"{path.name}.use") as unused:
                     if not unused or _last_used(path) > cutoff:
@@ -341,6 +348,9 @@ class EnvCache:
         if not tag.exists():
             tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
             (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
+        # a build that could not be logged would fail after all its work: find out first
+        with open(self.root / BUILD_LOG, "a", encoding="utf-8"):
+            pass
 
 
 @contextlib.contextmanager
@@ -349,7 +359,11 @@ def _unused(use_file: Path):
     if fcntl is None or not use_file.exists():
         yield True
         return
-    fd = os.open(use_file, os.O_RDWR)
+    try:
+        fd = os.open(use_file, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        yield False  # not a file we can lock: whoever put it there may be using the environment
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -121,3 +121,84 @@ def test_a_plan_of_the_wrong_shape_is_ignored(fresh_matrix, shape):
     result.stdout.fnmatch_lines(["*0 built*, 1 reused*"])
     assert "started during collection" not in result.stdout.str()
     assert json.loads(plan_file.read_text()) == plan  # written again for the next run
+
+
+TWO_ENVS = """
+import pytest
+
+@pytest.mark.envmatrix(emx_demo=["1.0"])
+def test_built(envmatrix_combination):
+    import emx_demo
+    assert emx_demo.answer() == 1
+
+@pytest.mark.envmatrix(emx_demo=["2.0"])
+def test_new(envmatrix_combination):
+    import emx_demo
+    assert emx_demo.answer() == 2
+
+def test_unmarked():
+    pass
+"""
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """``read_only(path)`` makes ``path`` read-only for real, root included: a read-only bind mount of itself."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("making a directory read-only for root needs a bind mount, which needs root")
+    mounted = []
+
+    def make(path: Path) -> None:
+        for command in (["mount", "--bind", str(path), str(path)], ["mount", "-o", "remount,ro,bind", str(path)]):
+            try:
+                proc = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            except FileNotFoundError:
+                pytest.skip("no mount command on this machine")
+            if proc.returncode != 0:
+                if mounted or command[1] == "-o":
+                    subprocess.run(["umount", str(path)], timeout=30)
+                pytest.skip(f"mount not permitted here: {proc.stderr.strip()}")
+            if command[1] == "--bind":
+                mounted.append(path)
+
+    yield make
+    for path in mounted:
+        subprocess.run(["umount", str(path)], check=True, timeout=30)
+
+
+def test_a_read_only_cache_errors_the_environments_it_cannot_build(fresh_matrix, read_only):
+    fresh_matrix.pytester.makepyfile(TWO_ENVS)
+    fresh_matrix.run("-k", "built or unmarked").assert_outcomes(passed=2)
+    read_only(fresh_matrix.cache)
+    result = fresh_matrix.run("-v")
+    assert result.ret == 1, result.stdout.str()
+    result.assert_outcomes(passed=2, errors=1)  # the built environment still runs from a read-only cache
+    result.stdout.fnmatch_lines(
+        [
+            "*envmatrix: could not build the environment for emx-demo==2.0",
+            f"*the environment cache {fresh_matrix.cache} is not usable: *Read-only file system*",
+        ]
+    )
+    assert "internal error" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("where", ["the build lock", "builds.log", "the in-use lock"])
+def test_a_directory_where_the_cache_keeps_a_file_errors_that_environment(fresh_matrix, where):
+    fresh_matrix.pytester.makepyfile(TWO_ENVS)
+    result = fresh_matrix.run("--envmatrix-list")
+    keys = {line.split()[3]: line.split()[0] for line in result.outlines if "not built" in line}
+    name = keys["emx-demo==2.0"]
+    blocked = {
+        "the build lock": fresh_matrix.cache / "locks" / f"{name}.lock",
+        "builds.log": fresh_matrix.cache / "builds.log",
+        "the in-use lock": fresh_matrix.cache / "locks" / f"{name}.use",
+    }[where]
+    (blocked / "sub").mkdir(parents=True)
+    result = fresh_matrix.run("-v")
+    assert "internal error" not in result.stdout.str()
+    if where == "the in-use lock":  # only keeps prune away: the run goes on without it
+        result.assert_outcomes(passed=3)
+        return
+    assert result.ret == 1, result.stdout.str()
+    result.assert_outcomes(passed=1 if where == "builds.log" else 2, errors=2 if where == "builds.log" else 1)
+    result.stdout.fnmatch_lines([f"*the environment cache {fresh_matrix.cache} is not usable: *Is a directory*"])
