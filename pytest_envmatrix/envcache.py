@@ -296,8 +296,12 @@ class EnvCache:
 
     def _log_build(self, recipe: Recipe, seconds: float) -> None:
         line = {"key": recipe.key, "label": recipe.spec.label, "pid": os.getpid(), "at": time.time(), "seconds": round(seconds, 3)}
-        with open(self.root / BUILD_LOG, "a", encoding="utf-8") as log:
+        with open(self._open_log(), "a", encoding="utf-8") as log:
             log.write(json.dumps(line) + "\n")
+
+    def _open_log(self) -> int:
+        """``builds.log`` for appending; never through a symbolic link, which could lead anywhere."""
+        return os.open(self.root / BUILD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
 
     def prune(self, max_age_days: float) -> list[tuple[Path, int]]:
         """Remove environments unused for ``max_age_days``; returns (path, bytes freed) for each.
@@ -349,8 +353,7 @@ class EnvCache:
             tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
             (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
         # a build that could not be logged would fail after all its work: find out first
-        with open(self.root / BUILD_LOG, "a", encoding="utf-8"):
-            pass
+        os.close(self._open_log())
 
 
 @contextlib.contextmanager
