@@ -50,9 +50,15 @@ def reflinks_supported(folder: Path) -> bool:
 
 def filesystem_of(folder: Path) -> str:
     try:
-        return subprocess.run(["stat", "-f", "-c", "%T", str(folder)], capture_output=True, text=True).stdout.strip() or "unknown"
+        return subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", str(folder)], capture_output=True, text=True).stdout.strip() or "unknown"
     except FileNotFoundError:
         return "unknown"
+
+
+def linked(venv: Path) -> bool:
+    """Whether an installed file of ``venv`` is a hard link (into uv's cache): what ``clone`` falls back to."""
+    (installed,) = venv.glob("lib/python*/site-packages/numpy/__init__.py")
+    return installed.stat().st_nlink > 1
 
 
 def measure(runs: int, foreign_load: list[float]) -> dict[str, list[float]]:
@@ -81,8 +87,44 @@ def measure(runs: int, foreign_load: list[float]) -> dict[str, list[float]]:
     return figures
 
 
-def render(figures: dict[str, list[float]], runs: int, reflinks: bool, filesystem: str, foreign_load: list[float]) -> str:
+def measure_installs(runs: int, hard_linked: dict[str, bool]) -> dict[str, list[float]]:
+    """Seconds ``uv pip install`` takes to fill four new environments (numpy and pytest), per mode.
+
+    The step the link mode changes, alone: the environments are made (and
+    removed) outside the timed part, so the figure is less exposed to noise
+    than the whole run.
+    """
+    env = bench.bench_env(True)
+    figures: dict[str, list[float]] = {mode: [] for mode in MODES}
+    scratch = bench.WORK / "link-mode-installs"
+    try:
+        for label in ["warm-up", *[f"{n + 1}/{runs}" for n in range(runs)]]:
+            for mode in MODES:
+                bench.rmtree(scratch)
+                venvs = [scratch / version for version in bench.NUMPY_VERSIONS]
+                for venv in venvs:
+                    bench.sh([bench.UV, "venv", "--quiet", "--python", bench.BASE_PYTHON, venv], env, bench.WORK, "link-mode-venv")
+
+                def install() -> None:
+                    for version, venv in zip(bench.NUMPY_VERSIONS, venvs):
+                        command = [bench.UV, "pip", "install", "--quiet", "--python", bench.venv_python(venv), "--link-mode", mode,
+                                   f"numpy=={version}", bench.PYTEST_PIN]
+                        bench.sh(command, env, bench.WORK, f"link-mode-install-{mode}")
+
+                seconds, foreign = bench.timed_alone(install)
+                print(f"bench: link mode install | {label} | {mode}: {seconds:.2f} s (other processes: {foreign:.2f} CPUs)", file=sys.stderr, flush=True)
+                hard_linked[mode] = linked(venvs[0])
+                if label != "warm-up":
+                    figures[mode].append(seconds)
+    finally:
+        bench.rmtree(scratch)
+    return figures
+
+
+def render(figures: dict[str, list[float]], installs: dict[str, list[float]], runs: int, reflinks: bool, filesystem: str,
+           foreign_load: list[float], hard_linked: dict[str, bool]) -> str:
     base = statistics.median(figures["hardlink"])
+    install_base = statistics.median(installs["hardlink"])
     lines = [
         START,
         "## Link modes",
@@ -97,10 +139,14 @@ def render(figures: dict[str, list[float]], runs: int, reflinks: bool, filesyste
         "the environments are deleted before each run, uv's cache is warm. Medians of",
         f"{runs} runs after one unmeasured round, the modes alternating round by round.",
         f"The work folder's filesystem is {filesystem}; it {'supports' if reflinks else 'does not support'}",
-        "copy-on-write copies (`cp --reflink=always`)"
-        + ("." if reflinks else ", so `clone` copies there too."),
+        "copy-on-write copies (`cp --reflink=always`)."
+        + (" There uv's `clone` silently fell back to hard links (the installed files had a link count above 1):"
+           " its figures are those of `hardlink`, and it protects nothing." if hard_linked.get("clone") else ""),
         f"Other processes kept a median of {statistics.median(foreign_load):.2f} CPUs (max {max(foreign_load):.2f}) of the machine's",
         f"{bench.os.cpu_count()} busy during the counted runs.",
+        "",
+        "The second table times only the step the link mode changes: `uv pip install`",
+        "of numpy and pytest into four new, empty environments, one after the other.",
         "",
         "| link mode | cold run (s) | vs hardlink | runs (s) |",
         "| --- | --- | --- | --- |",
@@ -109,6 +155,15 @@ def render(figures: dict[str, list[float]], runs: int, reflinks: bool, filesyste
         median = statistics.median(figures[mode])
         runs_text = ", ".join(f"{s:.2f}" for s in figures[mode])
         lines.append(f"| {mode} | {median:.2f} | {median / base:.2f}× | {runs_text} |")
+    lines += [
+        "",
+        "| link mode | `uv pip install` into 4 new environments (s) | vs hardlink | runs (s) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for mode in MODES:
+        median = statistics.median(installs[mode])
+        runs_text = ", ".join(f"{s:.2f}" for s in installs[mode])
+        lines.append(f"| {mode} | {median:.2f} | {median / install_base:.2f}× | {runs_text} |")
     lines += [
         "",
         "The main table above was measured with uv's default, `hardlink`, before `copy`",
@@ -141,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         foreign_load: list[float] = []
         figures = measure(args.runs, foreign_load)
+        hard_linked: dict[str, bool] = {}
+        installs = measure_installs(args.runs, hard_linked)
     except bench.BenchError as exc:
         print(f"bench: a measured command failed:\n{exc}", file=sys.stderr)
         return 1
-    write_section(args.output, render(figures, args.runs, reflinks_supported(bench.WORK), filesystem_of(bench.WORK), foreign_load))
+    write_section(args.output, render(figures, installs, args.runs, reflinks_supported(bench.WORK), filesystem_of(bench.WORK), foreign_load, hard_linked))
     print(f"bench: wrote the link-mode table into {args.output}", file=sys.stderr)
     return 0
 

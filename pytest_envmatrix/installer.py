@@ -2,7 +2,8 @@
 
 Requirements always travel as separate arguments, never through a shell. The
 user's own installer settings (pip.conf, ``PIP_*``, ``UV_*``) are left in
-force; the ``--envmatrix-*`` index options are added on top of them.
+force; the ``--envmatrix-*`` index options and uv's link mode (which the
+cache key records) are added on top of them.
 """
 
 from __future__ import annotations

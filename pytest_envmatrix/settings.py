@@ -24,7 +24,8 @@ HELP_REBUILD = "rebuild the environments this run needs, even when cached"
 HELP_INSTALLER = "installer that fills environments: auto (uv if available, else pip), uv or pip (default: auto)"
 HELP_LINK_MODE = (
     "how uv puts packages from its cache into environments: copy (the default: a test that writes an installed file "
-    "changes its own environment only), hardlink, clone or symlink (faster, shared with uv's cache); pip always copies"
+    "changes its own environment only), hardlink or symlink (faster; the files are shared with uv's cache), or clone "
+    "(copy-on-write where the filesystem supports it, else uv makes hard links); pip always copies"
 )
 HELP_INDEX_URL = "package index URL passed to the installer"
 HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable)"

@@ -202,3 +202,27 @@ def test_a_directory_where_the_cache_keeps_a_file_errors_that_environment(fresh_
     assert result.ret == 1, result.stdout.str()
     result.assert_outcomes(passed=1 if where == "builds.log" else 2, errors=2 if where == "builds.log" else 1)
     result.stdout.fnmatch_lines([f"*the environment cache {fresh_matrix.cache} is not usable: *Is a directory*"])
+
+
+@pytest.mark.parametrize("lock", ["lock", "use"])
+def test_prune_leaves_an_environment_whose_lock_is_a_directory(fresh_matrix, lock):
+    fresh_matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        def test_ok():
+            pass
+        """
+    )
+    fresh_matrix.run().assert_outcomes(passed=2)
+    envs = {m["label"]: fresh_matrix.cache / "envs" / k for k, m in fresh_matrix.envs().items()}
+    for env in envs.values():
+        os.utime(env / "envmatrix-last-used", (0, 0))
+    blocked = fresh_matrix.cache / "locks" / f"{envs['emx-demo==2.0'].name}.{lock}"
+    blocked.unlink(missing_ok=True)
+    (blocked / "sub").mkdir(parents=True)
+    result = fresh_matrix.pytester.runpytest_subprocess(f"--envmatrix-cache-dir={fresh_matrix.cache}", "--envmatrix-prune")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines([f"envmatrix: removed {envs['emx-demo==1.0']} (*MB)", "envmatrix: pruned 1 environment(s) *"])
+    assert envs["emx-demo==2.0"].exists()
