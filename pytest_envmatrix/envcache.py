@@ -25,6 +25,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+from .integrity import changed_distributions
 from .recipe import Recipe
 
 if TYPE_CHECKING:
@@ -262,11 +263,23 @@ class EnvCache:
         return Path(session.creator.exe)
 
     def _install(self, recipe: Recipe, path: Path, python: Path, fresh_project: bool) -> None:
-        """Fill the environment; ``--envmatrix-rebuild`` also builds the project afresh."""
+        """Fill the environment; ``--envmatrix-rebuild`` also builds the project afresh, and with uv
+        checks every installed file, installing again without uv's cache what a damaged cache entry gave."""
         editable = recipe.project.root if recipe.project else None
         scratch = None if fresh_project else path
         command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch)
         self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
+        if not fresh_project or recipe.installer.name != "uv":
+            return
+        changed = changed_distributions(path)
+        if changed:
+            command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch, uncached=sorted(changed))
+            self._run_tool(
+                recipe.installer.name,
+                command,
+                f"could not reinstall {', '.join(sorted(changed))} without its cache for {recipe.spec.label}",
+                virtual_env=python.parent.parent,
+            )
 
     def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None) -> None:
         env = dict(os.environ)

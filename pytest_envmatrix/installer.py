@@ -77,19 +77,20 @@ class Installer:
         editable: str | None,
         index: IndexOptions,
         scratch: Path | None = None,
+        uncached: Sequence[str] = (),
     ) -> list[str]:
         """One install command, so the project, its dependencies and the pins resolve together.
 
         With ``scratch`` (a folder to write in), uv may take the project's
-        editable build from its cache: see :meth:`project_args`. Without it
-        (``--envmatrix-rebuild``), uv installs without its cache: an entry
+        editable build from its cache: see :meth:`project_args`. ``uncached``
+        names distributions to install again without uv's cache: an entry
         damaged in place (through a hard link) looks valid to uv, and neither
-        ``--reinstall`` nor ``--refresh`` replaces it.
+        ``--reinstall`` nor ``--refresh`` replaces it (see integrity.py).
         """
         targets = [*(self.project_args(editable, scratch) if editable else []), *requirements]
         if self.name == "uv":
-            fresh = ["--no-cache"] if scratch is None else []
-            return [self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.link_mode, *fresh, *index.args(), *targets]
+            again = ["--no-cache", *(arg for name in uncached for arg in ("--reinstall-package", name))] if uncached else []
+            return [self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.link_mode, *again, *index.args(), *targets]
         # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
         return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile", *index.args(), *targets]
 

@@ -4,8 +4,9 @@ uv links installed files from its own cache (hard links, by default): a test
 that writes an installed file in place would change that file in every
 environment holding the package, and in uv's cache, which other projects on
 the machine share. Environments are filled with copies unless the user asks
-otherwise, and ``--envmatrix-rebuild`` installs without uv's cache, so it
-gives a correct environment even after such damage.
+otherwise, and ``--envmatrix-rebuild`` installs again, without uv's cache,
+every distribution whose files differ from their RECORD hashes, so it gives a
+correct environment even after such damage.
 
 Every test here gives uv a cache of its own under ``tmp_path``: the machine's
 is never touched.
