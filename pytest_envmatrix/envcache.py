@@ -102,7 +102,7 @@ class EnvCache:
         path = self._dir_of(key)
         try:
             mark = json.loads((path / MARK).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deep to parse
             return None
         if not isinstance(mark, dict) or mark.get("key") != key:
             return None

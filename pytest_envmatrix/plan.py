@@ -93,7 +93,7 @@ class PlanStore:
         """The recorded plan; empty when there is none, it cannot be read, or anything in it is not as :meth:`save` writes it."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deep to parse
             return []
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION or not isinstance(data.get("groups"), list):
             return []

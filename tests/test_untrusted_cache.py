@@ -39,6 +39,13 @@ def outside_python(env_dir: Path) -> str:
     return os.path.relpath(os.path.realpath(sys.executable), env_dir)
 
 
+TOO_DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON that Python's parser gives up on (RecursionError)
+
+
+def write_json(path: Path, value) -> None:
+    path.write_text(value if value is TOO_DEEP else json.dumps(value))
+
+
 BAD_MARKS = {
     "a list": lambda mark, env_dir: [],
     "null": lambda mark, env_dir: None,
@@ -53,6 +60,7 @@ BAD_MARKS = {
     "env_python with a NUL": lambda mark, env_dir: {**mark, "env_python": mark["env_python"] + "\x00"},
     "env_python up and out": lambda mark, env_dir: {**mark, "env_python": outside_python(env_dir)},
     "env_python absolute": lambda mark, env_dir: {**mark, "env_python": os.path.realpath(sys.executable)},
+    "nested too deep to parse": lambda mark, env_dir: TOO_DEEP,
 }
 
 
@@ -62,7 +70,7 @@ def test_a_completion_mark_of_the_wrong_shape_means_rebuild(fresh_matrix, shape)
     fresh_matrix.run().assert_outcomes(passed=2)
     ((name, mark),) = fresh_matrix.envs().items()
     env_dir = fresh_matrix.cache / "envs" / name
-    (env_dir / "envmatrix.json").write_text(json.dumps(BAD_MARKS[shape](mark, env_dir)))
+    write_json(env_dir / "envmatrix.json", BAD_MARKS[shape](mark, env_dir))
 
     result = fresh_matrix.run()
     assert result.ret == 0, result.stdout.str()
@@ -86,6 +94,7 @@ BAD_PLANS = {
     "a list": lambda plan: [],
     "null": lambda plan: None,
     "a number": lambda plan: 5,
+    "nested too deep to parse": lambda plan: TOO_DEEP,
     "groups null": lambda plan: {**plan, "groups": None},
     "groups a dict": lambda plan: {**plan, "groups": {"a": 1}},
     "a group a list": lambda plan: {**plan, "groups": [[]]},
@@ -113,7 +122,7 @@ def test_a_plan_of_the_wrong_shape_is_ignored(fresh_matrix, shape):
     fresh_matrix.run().assert_outcomes(passed=2)
     (plan_file,) = (fresh_matrix.cache / "plans").glob("*.json")
     plan = json.loads(plan_file.read_text())
-    plan_file.write_text(json.dumps(BAD_PLANS[shape](plan)))
+    write_json(plan_file, BAD_PLANS[shape](plan))
 
     result = fresh_matrix.run()
     assert result.ret == 0, result.stdout.str()
