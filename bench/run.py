@@ -1094,6 +1094,21 @@ def prepare_full() -> Path:
     return ensure_pyinstrument()
 
 
+KEPT = ("<!-- link-modes -->", "<!-- /link-modes -->")  # written by bench/link_modes.py
+
+
+def kept_sections(output: Path) -> str:
+    """The sections other scripts wrote into the report, carried over when this one rewrites it."""
+    try:
+        text = output.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    start, end = KEPT
+    if start not in text or end not in text:
+        return ""
+    return "\n" + start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def use_work_folder(path: Path) -> None:
     """Point the run at its work folder: the smoke run keeps its environments apart from the full run's."""
     global WORK, LOGS
@@ -1134,7 +1149,7 @@ def run(smoke: bool, output: Path) -> None:
         if not had_pycache:
             rmtree(plugin_pycache)  # written by the parent in the runs without PYTHONDONTWRITEBYTECODE
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report, encoding="utf-8")
+    output.write_text(report + kept_sections(output), encoding="utf-8")
     print(f"bench: wrote {output} ({(time.perf_counter() - started) / 60:.1f} min)", file=sys.stderr)
 
 

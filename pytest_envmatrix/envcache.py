@@ -25,6 +25,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+from .integrity import changed_distributions
 from .recipe import Recipe
 
 if TYPE_CHECKING:
@@ -102,15 +103,18 @@ class EnvCache:
         path = self._dir_of(key)
         try:
             mark = json.loads((path / MARK).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deep to parse
+            return None
+        if not isinstance(mark, dict) or mark.get("key") != key:
+            return None
+        python = _inside(path, mark.get("env_python"))
+        try:
+            if python is None or not python.is_file():
+                return None
         except (OSError, ValueError):
             return None
-        if mark.get("key") != key:
-            return None
-        python = path / mark.get("env_python", "")
-        if not python.is_file():
-            return None
         requirements = mark.get("requirements")
-        if not isinstance(requirements, list) or not all(isinstance(r, str) for r in requirements):
+        if not isinstance(requirements, list) or not all(_is_requirement(r) for r in requirements):
             return None
         return BuiltEnv(path, python, key, reused=True, seconds=0.0, requirements=tuple(requirements))
 
@@ -146,23 +150,28 @@ class EnvCache:
                 return found
         with self._build_slots:
             try:
-                self._prepare_root()
+                return self._build_locked(recipe, rebuild, on_wait)
             except OSError as exc:
+                # a read-only cache, a directory where a lock or the log should be, a full disk:
+                # the environment cannot be had, and the rest of the run goes on
                 raise BuildError(f"the environment cache {self.root} is not usable: {exc}") from exc
-            from filelock import FileLock  # here: a run that builds nothing need not import it
 
-            lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
-            self._acquire(lock, recipe, on_wait)
-            try:
-                if not rebuild:
-                    # another process may have built it while we waited for the lock
-                    found = self.lookup(recipe)
-                    if found:
-                        self._touch(found.path)
-                        return found
-                return self._build(recipe, fresh_project=rebuild)
-            finally:
-                lock.release()
+    def _build_locked(self, recipe: Recipe, rebuild: bool, on_wait) -> BuiltEnv:
+        self._prepare_root()
+        from filelock import FileLock  # here: a run that builds nothing need not import it
+
+        lock = FileLock(str(self.root / "locks" / f"{recipe.key[:_KEY_CHARS]}.lock"))
+        self._acquire(lock, recipe, on_wait)
+        try:
+            if not rebuild:
+                # another process may have built it while we waited for the lock
+                found = self.lookup(recipe)
+                if found:
+                    self._touch(found.path)
+                    return found
+            return self._build(recipe, fresh_project=rebuild)
+        finally:
+            lock.release()
 
     def _hold_in_use(self, name: str) -> None:
         """Hold a shared lock on the environment for the rest of this process, so prune skips it.
@@ -179,7 +188,7 @@ class EnvCache:
                 return
             try:
                 (self.root / "locks").mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.root / "locks" / f"{name}.use", os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.root / "locks" / f"{name}.use", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             except OSError:
                 return
             fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a prune is removing this environment
@@ -258,11 +267,23 @@ class EnvCache:
         return Path(session.creator.exe)
 
     def _install(self, recipe: Recipe, path: Path, python: Path, fresh_project: bool) -> None:
-        """Fill the environment; ``--envmatrix-rebuild`` also builds the project afresh."""
+        """Fill the environment; ``--envmatrix-rebuild`` also builds the project afresh, and with uv
+        checks every installed file, installing again without uv's cache what a damaged cache entry gave."""
         editable = recipe.project.root if recipe.project else None
         scratch = None if fresh_project else path
         command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch)
         self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
+        if not fresh_project or recipe.installer.name != "uv":
+            return
+        changed = changed_distributions(path)
+        if changed:
+            command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch, uncached=sorted(changed))
+            self._run_tool(
+                recipe.installer.name,
+                command,
+                f"could not reinstall {', '.join(sorted(changed))} without its cache for {recipe.spec.label}",
+                virtual_env=python.parent.parent,
+            )
 
     def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None) -> None:
         env = dict(os.environ)
@@ -292,8 +313,12 @@ class EnvCache:
 
     def _log_build(self, recipe: Recipe, seconds: float) -> None:
         line = {"key": recipe.key, "label": recipe.spec.label, "pid": os.getpid(), "at": time.time(), "seconds": round(seconds, 3)}
-        with open(self.root / BUILD_LOG, "a", encoding="utf-8") as log:
+        with open(self._open_log(), "a", encoding="utf-8") as log:
             log.write(json.dumps(line) + "\n")
+
+    def _open_log(self) -> int:
+        """``builds.log`` for appending; never through a symbolic link, which could lead anywhere."""
+        return os.open(self.root / BUILD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
 
     def prune(self, max_age_days: float) -> list[tuple[Path, int]]:
         """Remove environments unused for ``max_age_days``; returns (path, bytes freed) for each.
@@ -316,6 +341,8 @@ class EnvCache:
                 lock.acquire(timeout=0)
             except Timeout:
                 continue  # being built
+            except OSError:
+                continue  # its lock cannot be taken (a read-only cache, a directory in its place): leave it
             try:
                 with _unused(self.root / "locks" / f"{path.name}.use") as unused:
                     if not unused or _last_used(path) > cutoff:
@@ -342,6 +369,8 @@ class EnvCache:
         if not tag.exists():
             tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
             (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
+        # a build that could not be logged would fail after all its work: find out first
+        os.close(self._open_log())
 
 
 @contextlib.contextmanager
@@ -350,7 +379,11 @@ def _unused(use_file: Path):
     if fcntl is None or not use_file.exists():
         yield True
         return
-    fd = os.open(use_file, os.O_RDWR)
+    try:
+        fd = os.open(use_file, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        yield False  # not a file we can lock: whoever put it there may be using the environment
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -360,6 +393,33 @@ def _unused(use_file: Path):
         yield True
     finally:
         os.close(fd)
+
+
+def _inside(env: Path, relative: object) -> Path | None:
+    """``env / relative`` when ``relative`` is a plain relative path that stays in ``env``; else None.
+
+    A completion mark names the environment's interpreter relative to the
+    environment; one that leads elsewhere (an absolute path, ``..``) would
+    have us run a program the environment does not hold.
+    """
+    if not isinstance(relative, str) or not relative or "\0" in relative:
+        return None
+    parts = Path(relative).parts
+    if Path(relative).is_absolute() or Path(relative).drive or ".." in parts:
+        return None
+    return env / relative
+
+
+def _is_requirement(text: object) -> bool:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if not isinstance(text, str):
+        return False
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        return False
+    return True
 
 
 def _exit_words(returncode: int) -> str:

@@ -2,7 +2,8 @@
 
 Requirements always travel as separate arguments, never through a shell. The
 user's own installer settings (pip.conf, ``PIP_*``, ``UV_*``) are left in
-force; the ``--envmatrix-*`` index options are added on top of them.
+force; the ``--envmatrix-*`` index options and uv's link mode (which the
+cache key records) are added on top of them.
 """
 
 from __future__ import annotations
@@ -30,10 +31,27 @@ class IndexOptions:
         return out
 
 
+#: How uv puts a package from its cache into an environment (``uv pip install --link-mode``).
+LINK_MODES = ("copy", "hardlink", "clone", "symlink")
+
+
 @dataclass(frozen=True)
 class Installer:
+    """``link_mode`` is uv's; the default, ``copy``, keeps each environment's files its own.
+
+    With hard links (uv's own default) or symlinks, a test that writes an
+    installed file in place writes it in uv's cache too, and so in every
+    environment, of any project, linked from it. pip always copies.
+    """
+
     name: str  # "uv" or "pip"
     executable: str | None = None  # the uv binary; pip runs from inside the environment
+    link_mode: str = "copy"
+
+    @property
+    def effective_link_mode(self) -> str:
+        """What the environment's files are: pip copies whatever was asked."""
+        return self.link_mode if self.name == "uv" else "copy"
 
     @property
     def needs_seed(self) -> bool:
@@ -59,15 +77,20 @@ class Installer:
         editable: str | None,
         index: IndexOptions,
         scratch: Path | None = None,
+        uncached: Sequence[str] = (),
     ) -> list[str]:
         """One install command, so the project, its dependencies and the pins resolve together.
 
         With ``scratch`` (a folder to write in), uv may take the project's
-        editable build from its cache: see :meth:`project_args`.
+        editable build from its cache: see :meth:`project_args`. ``uncached``
+        names distributions to install again without uv's cache: an entry
+        damaged in place (through a hard link) looks valid to uv, and neither
+        ``--reinstall`` nor ``--refresh`` replaces it (see integrity.py).
         """
         targets = [*(self.project_args(editable, scratch) if editable else []), *requirements]
         if self.name == "uv":
-            return [self.executable or "uv", "pip", "install", "--python", python, *index.args(), *targets]
+            again = ["--no-cache", *(arg for name in uncached for arg in ("--reinstall-package", name))] if uncached else []
+            return [self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.link_mode, *again, *index.args(), *targets]
         # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
         return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile", *index.args(), *targets]
 
@@ -100,15 +123,15 @@ def find_uv() -> str | None:
         return shutil.which("uv")
 
 
-def resolve_installer(choice: str) -> Installer:
+def resolve_installer(choice: str, link_mode: str = "copy") -> Installer:
     """``auto`` prefers uv; asking for uv where there is none is a usage error."""
     if choice not in ("auto", "uv", "pip"):
         raise ValueError(f"envmatrix installer must be auto, uv or pip, not {choice!r}")
     if choice == "pip":
-        return Installer("pip")
+        return Installer("pip", link_mode=link_mode)
     uv = find_uv()
     if uv:
-        return Installer("uv", uv)
+        return Installer("uv", uv, link_mode)
     if choice == "uv":
         raise ValueError("envmatrix installer 'uv' was asked for, but uv is neither importable nor on PATH (pip install 'pytest-envmatrix[uv]')")
-    return Installer("pip")
+    return Installer("pip", link_mode=link_mode)

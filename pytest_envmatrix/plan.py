@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from .runner import PlannedItem
 
 # Bump when the layout of a plan file changes: older ones are then ignored.
 FORMAT_VERSION = 1
+
+_HEX_KEY = re.compile("[0-9a-f]{64}")  # a Recipe.key: it names a directory and a lock file
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,26 @@ class PlannedGroup:
         return all(wanted.get(item.nodeid) == _comparable(item) for item in self.items)
 
 
+def _group(entry: object) -> PlannedGroup | None:
+    """One group of a plan file, or None when it is not what :meth:`PlanStore.save` writes."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("items"), list):
+        return None
+    label, key = entry.get("label"), entry.get("key")
+    if not isinstance(label, str) or not isinstance(key, str) or not _HEX_KEY.fullmatch(key):
+        return None
+    items = []
+    for item in entry["items"]:
+        if not isinstance(item, list) or len(item) != 4:
+            return None
+        nodeid, definition, combination_id, values = item
+        if not all(isinstance(text, str) for text in (nodeid, definition, combination_id)):
+            return None
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            return None
+        items.append(PlannedItem(nodeid, definition, combination_id, dict(values)))
+    return PlannedGroup(label, key, tuple(items))
+
+
 def _comparable(item: PlannedItem) -> tuple:
     return (item.nodeid, item.definition, item.combination_id, sorted(item.values.items()))
 
@@ -67,21 +90,17 @@ class PlanStore:
         self.path = cache_root / "plans" / f"{digest}.json"
 
     def load(self) -> list[PlannedGroup]:
-        """The recorded plan; empty when there is none or it cannot be read."""
+        """The recorded plan; empty when there is none, it cannot be read, or anything in it is not as :meth:`save` writes it."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT_VERSION:
-                return []
-            return [
-                PlannedGroup(
-                    label=group["label"],
-                    key=group["key"],
-                    items=tuple(PlannedItem(nodeid, definition, cid, dict(values)) for nodeid, definition, cid, values in group["items"]),
-                )
-                for group in data["groups"]
-            ]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deep to parse
             return []
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION or not isinstance(data.get("groups"), list):
+            return []
+        groups = [_group(entry) for entry in data["groups"]]
+        if any(group is None for group in groups):
+            return []
+        return groups
 
     def save(self, groups: list[PlannedGroup]) -> None:
         """Record ``groups`` for the next run; a cache that cannot be written only loses the head start."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from packaging.requirements import InvalidRequirement, Requirement
 
 from .installer import IndexOptions, Installer
 from .interpreters import Interpreter
@@ -25,6 +28,9 @@ from .matrix import EnvSpec
 FORMAT_VERSION = 2
 
 _METADATA_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
+
+# Not part of what a directory requirement installs: version control, caches, environments.
+_SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,57 @@ def _buildable(root: Path) -> bool:
     return "project" in data
 
 
+def _local_paths(requirements) -> list[tuple[str, Path]]:
+    """The requirements that name a local file or directory (``name @ file:///...``), with their paths."""
+    out = []
+    for text in requirements:
+        try:
+            url = Requirement(text).url
+        except InvalidRequirement:
+            continue
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+            continue
+        out.append((text, Path(unquote(parts.path))))
+    return out
+
+
+def local_digest(path: Path) -> str:
+    """What a local requirement installs, as a digest: the installer reads it afresh each build.
+
+    A file (a wheel, an sdist): the sha256 of its bytes, so a file rebuilt at
+    the same path is a new environment. A directory: the sha256 of every file's
+    relative path, size and modification time (version control and cache
+    folders left out). Reading every byte of a source tree on every run would
+    cost more than the whole warm run; a changed file changes its mtime, and
+    a directory requirement is installed as a built copy, so any source change,
+    not only to the build metadata, must make a new environment. Something
+    that is neither (missing, unreadable) is keyed as such: the installer then
+    reports it.
+    """
+    digest = hashlib.sha256()
+    try:
+        if path.is_file():
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            return "file:" + digest.hexdigest()
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+                for name in sorted(files):
+                    full = Path(root, name)
+                    stat = full.lstat()
+                    relative = full.relative_to(path).as_posix()
+                    digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+            return "dir:" + digest.hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc}"
+    return "missing"
+
+
 @dataclass(frozen=True)
 class Recipe:
     spec: EnvSpec
@@ -95,7 +152,9 @@ class Recipe:
             "requirements": sorted(self.requirements),
             "project": [self.project.root, self.project.digest] if self.project else None,
             "installer": self.installer.name,
+            "link_mode": self.installer.effective_link_mode,
             "index": [self.index.index_url, list(self.index.find_links), self.index.no_index],
+            "local": {req: local_digest(path) for req, path in _local_paths(self.requirements)},
         }
         blob = json.dumps(material, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -108,4 +167,5 @@ class Recipe:
             "requirements": list(self.requirements),
             "project": self.project.root if self.project else None,
             "installer": self.installer.name,
+            "link_mode": self.installer.effective_link_mode,
         }

@@ -541,7 +541,9 @@ class EnvMatrixSession:
     # ---- reporting
 
     def pytest_report_header(self, config: pytest.Config) -> str:
-        return f"envmatrix: installer {self.settings.installer.name}, cache {self.settings.cache_dir}"
+        installer = self.settings.installer
+        links = f" (link mode {installer.link_mode})" if installer.name == "uv" else ""
+        return f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._stop()

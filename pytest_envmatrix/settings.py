@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .installer import IndexOptions, Installer, resolve_installer
+from .installer import LINK_MODES, IndexOptions, Installer, resolve_installer
 from .matrix import MarkerError, validate_requirement_lines
 
 CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
@@ -22,6 +22,11 @@ HELP_ENVMATRIX = "run tests marked with envmatrix once per combination, each in 
 HELP_LIST = "print each marked test's combinations and each environment (key, cached or not), and run nothing"
 HELP_REBUILD = "rebuild the environments this run needs, even when cached"
 HELP_INSTALLER = "installer that fills environments: auto (uv if available, else pip), uv or pip (default: auto)"
+HELP_LINK_MODE = (
+    "how uv puts packages from its cache into environments: copy (the default: a test that writes an installed file "
+    "changes its own environment only), hardlink or symlink (faster; the files are shared with uv's cache), or clone "
+    "(copy-on-write where the filesystem supports it, else uv makes hard links); pip always copies"
+)
 HELP_INDEX_URL = "package index URL passed to the installer"
 HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable)"
 HELP_NO_INDEX = "do not use a package index: install only from --envmatrix-find-links"
@@ -41,6 +46,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-prune", action="store_true", default=False, help=HELP_PRUNE)
     group.addoption("--envmatrix-rebuild", action="store_true", default=False, help=HELP_REBUILD)
     group.addoption("--envmatrix-installer", choices=("auto", "uv", "pip"), default=None, help=HELP_INSTALLER)
+    group.addoption("--envmatrix-link-mode", choices=LINK_MODES, default=None, help=HELP_LINK_MODE)
     group.addoption("--envmatrix-index-url", metavar="URL", default=None, help=HELP_INDEX_URL)
     group.addoption("--envmatrix-find-links", metavar="DIR", action="append", default=[], help=HELP_FIND_LINKS)
     group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
@@ -48,6 +54,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
     group.addoption("--envmatrix-timeout", metavar="SECONDS", type=float, default=None, help=HELP_TIMEOUT)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
+    parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
     parser.addini("envmatrix_jobs", HELP_JOBS, default="")
     parser.addini("envmatrix_timeout", HELP_TIMEOUT, default="")
@@ -84,10 +91,11 @@ class Settings:
         except MarkerError as exc:
             raise pytest.UsageError(str(exc)) from None
         choice = opt.envmatrix_installer or config.getini("envmatrix_installer").strip() or "auto"
-        installer = Installer("pip")
+        link_mode = _link_mode(config)
+        installer = Installer("pip", link_mode=link_mode)
         if enabled or list_only:
             try:
-                installer = resolve_installer(choice)
+                installer = resolve_installer(choice, link_mode)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
         invocation = config.invocation_params.dir
@@ -135,6 +143,16 @@ def _jobs(config: pytest.Config) -> int:
 
 def _timeout(config: pytest.Config) -> float | None:
     return _number(config, "envmatrix_timeout", float, 0.001, "a number of seconds")
+
+
+def _link_mode(config: pytest.Config) -> str:
+    """Command line (argparse checks its choices), then ini; a bad ini value names itself."""
+    if config.option.envmatrix_link_mode:
+        return config.option.envmatrix_link_mode
+    value = config.getini("envmatrix_link_mode").strip() or "copy"
+    if value not in LINK_MODES:
+        raise pytest.UsageError(f"ini option envmatrix_link_mode: {value!r} is not one of {', '.join(LINK_MODES)}")
+    return value
 
 
 def _absolute(link: str, base: Path) -> str:

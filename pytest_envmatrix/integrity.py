@@ -1,0 +1,61 @@
+"""Whether an environment's installed files are the ones their wheels shipped.
+
+Every installed distribution lists its files with their sha256 in
+``*.dist-info/RECORD``. A file that differs was changed after it was
+installed: by a test that wrote it in place, or, with uv's hard links, by a
+write in another environment sharing its cache entry. uv trusts its cache
+without checking it (``--reinstall`` and ``--refresh`` take the same entry
+again), so ``--envmatrix-rebuild`` checks what it installed and reinstalls
+the distributions that differ without the cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+
+def site_packages(env: Path) -> list[Path]:
+    return [*env.glob("lib/python*/site-packages"), *env.glob("lib64/python*/site-packages"), *env.glob("Lib/site-packages")]
+
+
+def changed_distributions(env: Path) -> dict[str, list[str]]:
+    """Distribution name → its files whose content is not what RECORD says (missing files included)."""
+    changed: dict[str, list[str]] = {}
+    for folder in site_packages(env):
+        for record in sorted(folder.glob("*.dist-info/RECORD")):
+            bad = _changed_files(folder, record)
+            if bad:
+                changed[record.parent.name.split("-", 1)[0]] = bad
+    return changed
+
+
+def _changed_files(folder: Path, record: Path) -> list[str]:
+    try:
+        with open(record, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, ValueError, csv.Error):
+        return [str(record)]
+    bad = []
+    for row in rows:
+        if len(row) < 2 or not row[1].startswith("sha256="):
+            continue  # RECORD itself, bytecode: listed without a hash
+        path = Path(os.path.normpath(folder / row[0]))
+        expected = row[1][len("sha256="):]
+        if _digest(path) != expected:
+            bad.append(str(path))
+    return bad
+
+
+def _digest(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
