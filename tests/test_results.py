@@ -320,3 +320,25 @@ def test_a_pythonpath_that_shadows_the_combination_is_an_error_not_its_result(ma
         [f"*does not hold its combination: emx-demo 3.0 is found first in {shadow} (a PYTHONPATH entry), outside the environment*"]
     )
 
+
+def test_an_environment_changed_after_its_build_is_an_error_not_its_result(fresh_matrix, tmp_path, monkeypatch):
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # hard links would carry the damage there
+    fresh_matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_answer():
+            import emx_demo
+            assert emx_demo.answer() == 1
+        """
+    )
+    fresh_matrix.run().assert_outcomes(passed=1)
+    # something (a test running pip inside its environment, say) swaps the installed version
+    (env,) = (fresh_matrix.cache / "envs").iterdir()
+    (metadata,) = env.glob("lib/python*/site-packages/emx_demo-1.0.dist-info/METADATA")
+    metadata.write_text(metadata.read_text().replace("Version: 1.0", "Version: 1.5"))
+    result = fresh_matrix.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*emx-demo 1.5 is installed, which does not satisfy emx-demo==1.0*--envmatrix-rebuild*"])
+    fresh_matrix.run("--envmatrix-rebuild").assert_outcomes(passed=1)
