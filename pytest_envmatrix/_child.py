@@ -23,6 +23,160 @@ import os
 import sys
 
 
+PARENT_PID_VARIABLE = "ENVMATRIX_PARENT_PID"  # set by the parent for the supervisor, removed before anything else runs
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_END_SECONDS = 1.5  # less than the parent's processes.END_SECONDS; how long the supervisor waits for killed descendants to be reaped before it gives up on them
+
+
+def _supervise(run_in_child):
+    """Fork once; the original process stays behind as a supervisor of everything the fork starts.
+
+    Linux only: elsewhere this returns at once, and the parent can end the
+    child's process group only (see ``runner.kill_group``). The process the
+    parent started (whose pid it knows) stays single-threaded and tiny: it
+    makes itself the subreaper of all its descendants, so a grandchild that
+    left the process group (``setsid``) and was orphaned still comes back to
+    it; it learns of its parent's death from ``PR_SET_PDEATHSIG`` (and, in
+    case the parent died before that was set, from ``getppid``). When the
+    runner ends, the parent dies, or the parent asks it to stop (SIGTERM), it
+    kills every descendant, reaps them, and exits as the runner did: with its
+    exit status, or killed by the same signal, so that the parent's crash
+    report still reads "killed by SIGSEGV".
+
+    ``run_in_child()`` runs in the fork (it may exec); this returns there, and
+    never in the supervisor. No thread is involved: a thread in the runner
+    would make Python 3.12+ warn on every ``os.fork()`` a test makes.
+    """
+    parent = os.environ.pop(PARENT_PID_VARIABLE, None)
+    if not sys.platform.startswith("linux") or not parent or not parent.isdigit():
+        run_in_child()
+        return
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    watched = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    supervisor = os.getpid()
+    runner = os.fork()
+    if runner == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the supervisor is single-threaded: no caveat
+        if os.getppid() != supervisor:
+            os._exit(1)
+        run_in_child()
+        return
+    status = None
+    try:
+        status = _watch(runner, int(parent), watched)
+    finally:
+        _end_descendants()
+    _exit_like(status)
+
+
+def _watch(runner, parent, watched):
+    """Wait until the runner ends (its wait status), the parent dies or asks to stop (None)."""
+    import signal
+
+    while True:
+        try:
+            pid, status = os.waitpid(runner, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if pid == runner:
+            return status
+        if os.getppid() != parent:
+            return None
+        info = signal.sigtimedwait(watched, 1.0)
+        if info is not None and info.si_signo != signal.SIGCHLD:
+            return None
+
+
+def _end_descendants():
+    """Kill and reap every descendant: as their subreaper, orphans among them are our own children."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + _END_SECONDS
+    me = os.getpid()
+    while time.monotonic() < deadline:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            return  # no child left, so no descendant either
+        for pid in _descendants(me):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        signal.sigtimedwait({signal.SIGCHLD}, 0.05)
+
+
+def _descendants(root):
+    """Every living process below ``root``, from ``/proc`` (``/proc/*/task/*/children`` is not always there)."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _exit_like(status):
+    """End this process as the runner ended: same exit status, or killed by the same signal."""
+    if status is None:
+        os._exit(1)
+    if os.WIFSIGNALED(status):
+        import resource
+        import signal
+
+        number = os.WTERMSIG(status)
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the runner dumped its core already, if any
+            signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {number})
+        except (OSError, ValueError):
+            pass
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)
+    os._exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else os.WEXITSTATUS(status))
+
+
+def _exec(command):
+    """Replace this process with ``command`` (the supervised installer).
+
+    Python ignores SIGPIPE and SIGXFSZ for itself; the command gets them back
+    at their defaults, as ``subprocess`` would give them.
+    """
+    import signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        sys.stderr.write(f"envmatrix: could not start {command[0]}: {exc}\n")
+        sys.stderr.flush()
+        os._exit(127)
+
+
 def _share_stdlib_bytecode():
     """Link the standard library's own bytecode into the bytecode folder, once per interpreter.
 
@@ -68,10 +222,13 @@ def _share_stdlib_bytecode():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:3] == ["--supervise", "--"]:  # an installer, run for the parent: ``_child.py --supervise -- CMD...``
+        _supervise(lambda: _exec(sys.argv[3:]))  # does not return: execs, or exits as the command did
     # sys.path[0] is this file's folder, the plugin package: the tests must not import from it
     _here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _here:
         del sys.path[0]
+    _supervise(lambda: None)  # from here on this is the runner, under its supervisor
     _share_stdlib_bytecode()  # before the imports below, which are its first users
 
 import io  # noqa: E402
@@ -201,34 +358,7 @@ class ChildPlugin:
         self.events.close()
 
 
-def _end_with_parent():
-    """End this child, and whatever it started, soon after the parent pytest dies.
-
-    The child leads a process group of its own, so that a terminal's Ctrl-C
-    reaches only the parent, which then ends it. The other side of that: a
-    parent killed outright (SIGKILL, the out-of-memory killer, a CI runner
-    giving up) cannot end it, and a hanging test would run on unseen. When
-    the parent dies the child is handed to another process; a thread
-    watches for that.
-    """
-    if not hasattr(os, "killpg"):
-        return
-    import signal
-    import threading
-    import time
-
-    parent = os.getppid()
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.killpg(os.getpgid(0), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="envmatrix-parent-watch", daemon=True).start()
-
-
 def main(argv):
-    _end_with_parent()
     with open(argv[0], encoding="utf-8") as f:
         plan = json.load(f)
     if plan.get("cwd_on_sys_path"):
