@@ -221,6 +221,70 @@ def _share_stdlib_bytecode():
         pass
 
 
+def _load_bytecode_safely():
+    """Make every module imported from here on survive a damaged bytecode file, and never write one.
+
+    importlib writes bytecode without checking that the write was complete
+    (a full disk leaves a truncated file under its final name), and then
+    fails to import that module ("marshal data too short") on every later
+    run. The loader installed here, for source files found on ``sys.path``,
+    compiles the source when the bytecode file does not load, and writes a
+    bytecode file completely, under a temporary name then renamed, or not at
+    all. It costs nothing while the bytecode is sound: the usual path runs.
+    """
+    from importlib import machinery
+
+    class SafeSourceFileLoader(machinery.SourceFileLoader):
+        _skip_bytecode = False
+
+        def get_code(self, fullname):
+            try:
+                return super().get_code(fullname)
+            except (EOFError, ValueError, TypeError):
+                # the bytecode file is there, current, and damaged: compile the source instead
+                # (and write sound bytecode over it); a source that is itself bad raises again
+                self._skip_bytecode = True
+                try:
+                    return super().get_code(fullname)
+                finally:
+                    self._skip_bytecode = False
+
+        def get_data(self, path):
+            if self._skip_bytecode and not path.endswith(tuple(machinery.SOURCE_SUFFIXES)):
+                raise OSError("damaged bytecode, not read again")
+            return super().get_data(path)
+
+        def set_data(self, path, data, *, _mode=0o666):
+            temporary = f"{path}.{os.getpid()}.tmp"
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _mode & 0o666)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+                os.replace(temporary, path)
+            except OSError:
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass  # never created
+
+    loaders = [
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (SafeSourceFileLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    ]
+    hook = machinery.FileFinder.path_hook(*loaders)
+    for index, existing in enumerate(sys.path_hooks):
+        if getattr(existing, "__qualname__", "").startswith("FileFinder.path_hook"):
+            sys.path_hooks[index] = hook
+            sys.path_importer_cache.clear()
+            return
+
+
 if __name__ == "__main__":
     if sys.argv[1:3] == ["--supervise", "--"]:  # an installer, run for the parent: ``_child.py --supervise -- CMD...``
         _supervise(lambda: _exec(sys.argv[3:]))  # does not return: execs, or exits as the command did
@@ -229,6 +293,7 @@ if __name__ == "__main__":
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _here:
         del sys.path[0]
     _supervise(lambda: None)  # from here on this is the runner, under its supervisor
+    _load_bytecode_safely()
     _share_stdlib_bytecode()  # before the imports below, which are its first users
 
 import io  # noqa: E402

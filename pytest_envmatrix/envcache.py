@@ -346,14 +346,24 @@ class EnvCache:
             "build_seconds": round(seconds, 3),
             **recipe.describe(),
         }
-        tmp = path / f".{MARK}.tmp"
-        tmp.write_text(json.dumps(mark, indent=2), encoding="utf-8")
-        os.replace(tmp, path / MARK)
+        _write_whole(path / MARK, json.dumps(mark, indent=2))
 
     def _log_build(self, recipe: Recipe, seconds: float) -> None:
+        """Append one line to ``builds.log``, whole or not at all (a full disk must not leave half a line)."""
         line = {"key": recipe.key, "label": recipe.spec.label, "pid": os.getpid(), "at": time.time(), "seconds": round(seconds, 3)}
-        with open(self.root / BUILD_LOG, "a", encoding="utf-8") as log:
-            log.write(json.dumps(line) + "\n")
+        data = (json.dumps(line) + "\n").encode("utf-8")
+        try:
+            fd = os.open(self.root / BUILD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError:
+            return  # the environment is built; only its line in the log is missing
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def prune(self, max_age_days: float) -> list[tuple[Path, int]]:
         """Remove environments unused for ``max_age_days``; returns (path, bytes freed) for each.
@@ -400,8 +410,8 @@ class EnvCache:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         tag = self.root / "CACHEDIR.TAG"
         if not tag.exists():
-            tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
-            (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
+            _write_whole(self.root / ".gitignore", "*\n")
+            _write_whole(tag, _CACHEDIR_TAG)
 
 
 @contextlib.contextmanager
@@ -420,6 +430,20 @@ def _unused(use_file: Path):
         yield True
     finally:
         os.close(fd)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` under a temporary name, then rename it: it is complete or absent, never half-written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads prepare the root at once
+    try:
+        tmp.write_text(text, encoding="utf-8")  # raises unless every byte was written
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def _exit_words(returncode: int) -> str:
