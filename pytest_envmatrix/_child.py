@@ -52,19 +52,18 @@ def _supervise(run_in_child):
     if not sys.platform.startswith("linux") or not parent or not parent.isdigit():
         run_in_child()
         return
-    import ctypes
     import signal
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    prctl = _libc_prctl()
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     watched = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     supervisor = os.getpid()
     runner = os.fork()
     if runner == 0:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the supervisor is single-threaded: no caveat
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the supervisor is single-threaded: no caveat
         if os.getppid() != supervisor:
             os._exit(1)
         run_in_child()
@@ -75,6 +74,29 @@ def _supervise(run_in_child):
     finally:
         _end_descendants()
     _exit_like(status)
+
+
+def _libc_prctl():
+    """libc's ``prctl``, through ``_ctypes`` directly: importing ``ctypes`` costs ten times as much (a
+    millisecond against ten), and every child pays it before pytest starts."""
+    try:
+        import _ctypes
+
+        class Int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = Int
+
+        class Libc:
+            _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+
+        return Function(("prctl", Libc()))
+    except (ImportError, AttributeError, TypeError, OSError):  # another _ctypes than CPython 3.9-3.13's
+        import ctypes
+
+        return ctypes.CDLL(None).prctl
 
 
 def _watch(runner, parent, watched):
