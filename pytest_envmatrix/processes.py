@@ -31,7 +31,7 @@ def supervisor_environment(env: dict[str, str]) -> dict[str, str]:
 
 def supervised_command(command: Sequence[str]) -> list[str]:
     """``command``, run under a supervisor (this interpreter with ``-I -S``: it starts in milliseconds)."""
-    if not SUPERVISED:
+    if not SUPERVISED or not sys.executable:
         return list(command)
     return [sys.executable, "-I", "-S", str(CHILD_SCRIPT), "--supervise", "--", *command]
 
