@@ -33,7 +33,7 @@ def _supervise(run_in_child):
     """Fork once; the original process stays behind as a supervisor of everything the fork starts.
 
     Linux only: elsewhere this returns at once, and the parent can end the
-    child's process group only (see ``runner.kill_group``). The process the
+    child's process group only (see ``processes.kill_group``). The process the
     parent started (whose pid it knows) stays single-threaded and tiny: it
     makes itself the subreaper of all its descendants, so a grandchild that
     left the process group (``setsid``) and was orphaned still comes back to
@@ -105,11 +105,15 @@ def _watch(runner, parent, watched):
 
     while True:
         try:
-            pid, status = os.waitpid(runner, os.WNOHANG)
+            # reap orphans handed to us as they end, too: they must not pile up as zombies
+            while True:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if pid == runner:
+                    return status
+                if pid == 0:
+                    break
         except ChildProcessError:
             return None
-        if pid == runner:
-            return status
         if os.getppid() != parent:
             return None
         info = signal.sigtimedwait(watched, 1.0)
