@@ -145,7 +145,11 @@ def _end_descendants():
 def _descendants(root):
     """Every living process below ``root``, from ``/proc`` (``/proc/*/task/*/children`` is not always there)."""
     children = {}
-    for name in os.listdir("/proc"):
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []  # no /proc: the parent kills the process group once this gives up
+    for name in names:
         if not name.isdigit():
             continue
         try:
