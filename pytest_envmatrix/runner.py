@@ -19,9 +19,7 @@ import pytest
 
 from ._child import EVENT_HEADER
 from .envcache import BuiltEnv
-from .processes import CHILD_SCRIPT, end, kill_group, supervisor_environment
-
-__all__ = ["ChildOutcome", "PlannedItem", "forwarded_args", "kill_group", "run_child", "child_environment", "python_sees_cwd"]
+from .processes import CHILD_SCRIPT, end, supervisor_environment
 
 # Variables of the parent's pytest that would reconfigure the child behind our back:
 # its options were already parsed by the parent and the needed ones are forwarded.

@@ -34,8 +34,9 @@ from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
+from .processes import kill_group
 from .recipe import Recipe, detect_project
-from .runner import ChildOutcome, PlannedItem, kill_group, python_sees_cwd, run_child
+from .runner import ChildOutcome, PlannedItem, python_sees_cwd, run_child
 from .settings import Settings
 
 COMBINATION_ARG = "envmatrix_combination"

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from test_faults import builds, pid_alive, slow_package, slow_test_file, wait_for  # noqa: F401 (a fixture)
+from test_faults import builds, pid_alive, slow_test_file, wait_for
+from test_faults import slow_package  # noqa: F401 (a fixture, asked for by name)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signals and process groups are POSIX")
 
@@ -113,8 +114,8 @@ def test_x_after_a_failure_does_not_wait_for_nor_build_an_environment_nobody_nee
     assert [b["label"] for b in builds(fresh_matrix.cache)] == ["emx-demo==1.0"]
 
 
-def test_ctrl_c_during_a_build_kills_the_installer_and_removes_the_half_built_environment(fresh_matrix, slow_package, monkeypatch, tmp_path):
-    slow_test_file(fresh_matrix.pytester, slow_package)
+def test_ctrl_c_during_a_build_kills_the_installer_and_removes_the_half_built_environment(fresh_matrix, request, monkeypatch, tmp_path):
+    slow_test_file(fresh_matrix.pytester, request.getfixturevalue("slow_package"))
     monkeypatch.setenv("EMX_SLOW_SECONDS", "300")
     proc = start_pytest(fresh_matrix)
     started = tmp_path / "build-started"
@@ -194,8 +195,8 @@ def test_a_grandchild_that_escapes_the_process_group_ends_with_the_run(matrix, t
             os.kill(escaped, signal.SIGKILL)
 
 
-def test_a_killed_parent_takes_a_build_under_way_with_it(fresh_matrix, slow_package, monkeypatch, tmp_path):
-    slow_test_file(fresh_matrix.pytester, slow_package)
+def test_a_killed_parent_takes_a_build_under_way_with_it(fresh_matrix, request, monkeypatch, tmp_path):
+    slow_test_file(fresh_matrix.pytester, request.getfixturevalue("slow_package"))
     monkeypatch.setenv("EMX_SLOW_SECONDS", "300")
     proc = start_pytest(fresh_matrix)
     started = tmp_path / "build-started"
