@@ -23,6 +23,190 @@ import os
 import sys
 
 
+PARENT_PID_VARIABLE = "ENVMATRIX_PARENT_PID"  # set by the parent for the supervisor, removed before anything else runs
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_END_SECONDS = 1.5  # less than the parent's processes.END_SECONDS; how long the supervisor waits for killed descendants to be reaped before it gives up on them
+
+
+def _supervise(run_in_child):
+    """Fork once; the original process stays behind as a supervisor of everything the fork starts.
+
+    Linux only: elsewhere this returns at once, and the parent can end the
+    child's process group only (see ``processes.kill_group``). The process the
+    parent started (whose pid it knows) stays single-threaded and tiny: it
+    makes itself the subreaper of all its descendants, so a grandchild that
+    left the process group (``setsid``) and was orphaned still comes back to
+    it; it learns of its parent's death from ``PR_SET_PDEATHSIG`` (and, in
+    case the parent died before that was set, from ``getppid``). When the
+    runner ends, the parent dies, or the parent asks it to stop (SIGTERM), it
+    kills every descendant, reaps them, and exits as the runner did: with its
+    exit status, or killed by the same signal, so that the parent's crash
+    report still reads "killed by SIGSEGV".
+
+    ``run_in_child()`` runs in the fork (it may exec); this returns there, and
+    never in the supervisor. No thread is involved: a thread in the runner
+    would make Python 3.12+ warn on every ``os.fork()`` a test makes.
+    """
+    parent = os.environ.pop(PARENT_PID_VARIABLE, None)
+    if not sys.platform.startswith("linux") or not parent or not parent.isdigit():
+        run_in_child()
+        return
+    import signal
+
+    prctl = _libc_prctl()
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    watched = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    supervisor = os.getpid()
+    runner = os.fork()
+    if runner == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the supervisor is single-threaded: no caveat
+        if os.getppid() != supervisor:
+            os._exit(1)
+        run_in_child()
+        return
+    status = None
+    try:
+        status = _watch(runner, int(parent), watched)
+    finally:
+        _end_descendants()
+    _exit_like(status)
+
+
+def _libc_prctl():
+    """libc's ``prctl``, through ``_ctypes`` directly: importing ``ctypes`` costs ten times as much (a
+    millisecond against ten), and every child pays it before pytest starts."""
+    try:
+        import _ctypes
+
+        class Int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = Int
+
+        class Libc:
+            _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+
+        return Function(("prctl", Libc()))
+    except (ImportError, AttributeError, TypeError, OSError):  # another _ctypes than CPython 3.9-3.13's
+        import ctypes
+
+        return ctypes.CDLL(None).prctl
+
+
+def _watch(runner, parent, watched):
+    """Wait until the runner ends (its wait status), the parent dies or asks to stop (None)."""
+    import signal
+
+    while True:
+        try:
+            # reap orphans handed to us as they end, too: they must not pile up as zombies
+            while True:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if pid == runner:
+                    return status
+                if pid == 0:
+                    break
+        except ChildProcessError:
+            return None
+        if os.getppid() != parent:
+            return None
+        info = signal.sigtimedwait(watched, 1.0)
+        if info is not None and info.si_signo != signal.SIGCHLD:
+            return None
+
+
+def _end_descendants():
+    """Kill and reap every descendant: as their subreaper, orphans among them are our own children."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + _END_SECONDS
+    me = os.getpid()
+    while time.monotonic() < deadline:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            return  # no child left, so no descendant either
+        for pid in _descendants(me):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        signal.sigtimedwait({signal.SIGCHLD}, 0.05)
+
+
+def _descendants(root):
+    """Every living process below ``root``, from ``/proc`` (``/proc/*/task/*/children`` is not always there)."""
+    children = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []  # no /proc: the parent kills the process group once this gives up
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _exit_like(status):
+    """End this process as the runner ended: same exit status, or killed by the same signal."""
+    if status is None:
+        os._exit(1)
+    if os.WIFSIGNALED(status):
+        import resource
+        import signal
+
+        number = os.WTERMSIG(status)
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the runner dumped its core already, if any
+            signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {number})
+        except (OSError, ValueError):
+            pass
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)
+    os._exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else os.WEXITSTATUS(status))
+
+
+def _exec(command):
+    """Replace this process with ``command`` (the supervised installer).
+
+    Python ignores SIGPIPE and SIGXFSZ for itself; the command gets them back
+    at their defaults, as ``subprocess`` would give them.
+    """
+    import signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        sys.stderr.write(f"envmatrix: could not start {command[0]}: {exc}\n")
+        sys.stderr.flush()
+        os._exit(127)
+
+
 def _share_stdlib_bytecode():
     """Link the standard library's own bytecode into the bytecode folder, once per interpreter.
 
@@ -67,11 +251,79 @@ def _share_stdlib_bytecode():
         pass
 
 
+def _load_bytecode_safely():
+    """Make every module imported from here on survive a damaged bytecode file, and never write one.
+
+    importlib writes bytecode without checking that the write was complete
+    (a full disk leaves a truncated file under its final name), and then
+    fails to import that module ("marshal data too short") on every later
+    run. The loader installed here, for source files found on ``sys.path``,
+    compiles the source when the bytecode file does not load, and writes a
+    bytecode file completely, under a temporary name then renamed, or not at
+    all. It costs nothing while the bytecode is sound: the usual path runs.
+    """
+    from importlib import machinery
+
+    class SafeSourceFileLoader(machinery.SourceFileLoader):
+        _skip_bytecode = False
+
+        def get_code(self, fullname):
+            try:
+                return super().get_code(fullname)
+            except (EOFError, ValueError, TypeError):
+                # the bytecode file is there, current, and damaged: compile the source instead
+                # (and write sound bytecode over it); a source that is itself bad raises again
+                self._skip_bytecode = True
+                try:
+                    return super().get_code(fullname)
+                finally:
+                    self._skip_bytecode = False
+
+        def get_data(self, path):
+            if self._skip_bytecode and not path.endswith(tuple(machinery.SOURCE_SUFFIXES)):
+                raise OSError("damaged bytecode, not read again")
+            return super().get_data(path)
+
+        def set_data(self, path, data, *, _mode=0o666):
+            temporary = f"{path}.{os.getpid()}.tmp"
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _mode & 0o666)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+                os.replace(temporary, path)
+            except OSError:
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass  # never created
+
+    loaders = [
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (SafeSourceFileLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    ]
+    hook = machinery.FileFinder.path_hook(*loaders)
+    for index, existing in enumerate(sys.path_hooks):
+        if getattr(existing, "__qualname__", "").startswith("FileFinder.path_hook"):
+            sys.path_hooks[index] = hook
+            sys.path_importer_cache.clear()
+            return
+
+
 if __name__ == "__main__":
+    if sys.argv[1:3] == ["--supervise", "--"]:  # an installer, run for the parent: ``_child.py --supervise -- CMD...``
+        _supervise(lambda: _exec(sys.argv[3:]))  # does not return: execs, or exits as the command did
     # sys.path[0] is this file's folder, the plugin package: the tests must not import from it
     _here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _here:
         del sys.path[0]
+    _supervise(lambda: None)  # from here on this is the runner, under its supervisor
+    _load_bytecode_safely()
     _share_stdlib_bytecode()  # before the imports below, which are its first users
 
 import io  # noqa: E402
@@ -270,34 +522,7 @@ def _distribution(metadata, name):
     return None
 
 
-def _end_with_parent():
-    """End this child, and whatever it started, soon after the parent pytest dies.
-
-    The child leads a process group of its own, so that a terminal's Ctrl-C
-    reaches only the parent, which then ends it. The other side of that: a
-    parent killed outright (SIGKILL, the out-of-memory killer, a CI runner
-    giving up) cannot end it, and a hanging test would run on unseen. When
-    the parent dies the child is handed to another process; a thread
-    watches for that.
-    """
-    if not hasattr(os, "killpg"):
-        return
-    import signal
-    import threading
-    import time
-
-    parent = os.getppid()
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.killpg(os.getpgid(0), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="envmatrix-parent-watch", daemon=True).start()
-
-
 def main(argv):
-    _end_with_parent()
     with open(argv[0], encoding="utf-8") as f:
         plan = json.load(f)
     if plan.get("cwd_on_sys_path"):

@@ -26,6 +26,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from .integrity import changed_distributions
+from .processes import end, supervised_command, supervisor_environment
 from .recipe import Recipe
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ PYCACHE = "pycache"  # PYTHONPYCACHEPREFIX of every child, shared by all environ
 LAST_USED = "envmatrix-last-used"
 BUILD_LOG = "builds.log"  # one JSON line per finished build: what was built, when, by which process
 _WAIT_NOTICE_SECONDS = 3
+_STOP_CHECK_SECONDS = 0.05  # how often a wait for a lock, a build slot or an installer looks at the stop event
 _KEY_CHARS = 16  # of the sha256: short enough for shebang lines, long enough never to collide here
 
 _CACHEDIR_TAG = (
@@ -65,6 +67,14 @@ class BuildError(Exception):
         return "\n".join(lines)
 
 
+class BuildStopped(Exception):
+    """The run stopped (Ctrl-C, ``-x``, ``--maxfail``) while this environment waited or was being built.
+
+    Nothing was built: a build under way had its installer killed and its
+    directory removed.
+    """
+
+
 @dataclass(frozen=True)
 class BuiltEnv:
     path: Path
@@ -81,11 +91,19 @@ class BuiltEnv:
 
 
 class EnvCache:
-    def __init__(self, root: Path, lock_timeout: float = 1800, max_builds: int | None = None) -> None:
-        """``max_builds``: how many environments this process builds at once (threads wait their turn)."""
+    def __init__(
+        self, root: Path, lock_timeout: float = 1800, max_builds: int | None = None, stop: threading.Event | None = None
+    ) -> None:
+        """``max_builds``: how many environments this process builds at once (threads wait their turn).
+
+        ``stop``: once set, every wait (for a build slot, another process's
+        build lock, an installer) ends within a fraction of a second with
+        :class:`BuildStopped`, and a build under way is undone.
+        """
         self.root = Path(root)
         self.lock_timeout = lock_timeout
-        self._build_slots = threading.BoundedSemaphore(max_builds) if max_builds else contextlib.nullcontext()
+        self.stop = stop if stop is not None else threading.Event()
+        self._build_slots = threading.BoundedSemaphore(max_builds) if max_builds else None
         self._in_use: dict[str, int] = {}  # env name → descriptor holding its shared "in use" lock
         self._in_use_guard = threading.Lock()
 
@@ -148,7 +166,7 @@ class EnvCache:
             if found:
                 self._touch(found.path)
                 return found
-        with self._build_slots:
+        with self._build_slot():
             try:
                 return self._build_locked(recipe, rebuild, on_wait)
             except OSError as exc:
@@ -169,9 +187,28 @@ class EnvCache:
                 if found:
                     self._touch(found.path)
                     return found
+            self._check_stop()
             return self._build(recipe, fresh_project=rebuild)
         finally:
             lock.release()
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise BuildStopped("the run stopped before this environment was ready")
+
+    @contextlib.contextmanager
+    def _build_slot(self):
+        if self._build_slots is None:
+            self._check_stop()
+            yield
+            return
+        while not self._build_slots.acquire(timeout=_STOP_CHECK_SECONDS):
+            self._check_stop()
+        try:
+            self._check_stop()
+            yield
+        finally:
+            self._build_slots.release()
 
     def _hold_in_use(self, name: str) -> None:
         """Hold a shared lock on the environment for the rest of this process, so prune skips it.
@@ -216,21 +253,29 @@ class EnvCache:
             )
 
     def _acquire(self, lock: FileLock, recipe: Recipe, on_wait) -> None:
+        """Take the build lock, in short tries, so that a stopped run stops waiting at once."""
         from filelock import Timeout
 
-        try:
-            lock.acquire(timeout=_WAIT_NOTICE_SECONDS)
-            return
-        except Timeout:
-            pass
-        if on_wait:
-            on_wait(f"waiting for another process building {recipe.spec.label} (lock {lock.lock_file})")
-        try:
-            lock.acquire(timeout=self.lock_timeout)
-        except Timeout:
-            raise BuildError(
-                f"gave up after {self.lock_timeout:g} s waiting for the build lock {lock.lock_file}"
-            ) from None
+        start = time.monotonic()
+        told = False
+        while True:
+            self._check_stop()
+            try:
+                lock.acquire(timeout=_STOP_CHECK_SECONDS, poll_interval=_STOP_CHECK_SECONDS / 2)
+                break
+            except Timeout:
+                pass
+            waited = time.monotonic() - start
+            if waited >= self.lock_timeout:
+                raise BuildError(
+                    f"gave up after {self.lock_timeout:g} s waiting for the build lock {lock.lock_file}"
+                ) from None
+            if on_wait and not told and waited >= _WAIT_NOTICE_SECONDS:
+                told = True
+                on_wait(f"waiting for another process building {recipe.spec.label} (lock {lock.lock_file})")
+        if self.stop.is_set():
+            lock.release()
+            self._check_stop()
 
     def _build(self, recipe: Recipe, fresh_project: bool = False) -> BuiltEnv:
         path = self.env_dir(recipe)
@@ -239,6 +284,7 @@ class EnvCache:
             _remove(path)
         try:
             python = self._create(recipe, path)
+            self._check_stop()
             self._install(recipe, path, python, fresh_project)
             seconds = time.monotonic() - start
             self._write_mark(recipe, path, python, seconds)
@@ -286,18 +332,36 @@ class EnvCache:
             )
 
     def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None) -> None:
+        """Run an installer; when the run stops meanwhile, kill it with everything it started."""
         env = dict(os.environ)
         env.pop("PYTHONHOME", None)
         if virtual_env is not None:
             env["VIRTUAL_ENV"] = str(virtual_env)
+        self._check_stop()
+        if shutil.which(command[0]) is None:
+            raise BuildError(f"could not start {tool}: {command[0]} is not an executable on PATH", command)
         try:
-            proc = subprocess.run(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+            # under a supervisor, in a session of its own: it can be ended with all it started
+            # (a package's build backend too), and it dies with this process, even a SIGKILLed one
+            proc = subprocess.Popen(
+                supervised_command(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, env=supervisor_environment(env), start_new_session=True,
             )
         except OSError as exc:
             raise BuildError(f"could not start {tool}: {exc}", command) from exc
+        try:
+            while True:
+                try:
+                    output, _ = proc.communicate(timeout=_STOP_CHECK_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.stop.is_set():
+                        raise BuildStopped(f"the run stopped while {tool} was building an environment") from None
+        finally:
+            if proc.poll() is None:
+                end(proc)
         if proc.returncode != 0:
-            raise BuildError(f"{tool} {failure} ({_exit_words(proc.returncode)})", command, proc.stdout.decode("utf-8", "replace"))
+            raise BuildError(f"{tool} {failure} ({_exit_words(proc.returncode)})", command, output.decode("utf-8", "replace"))
 
     def _write_mark(self, recipe: Recipe, path: Path, python: Path, seconds: float) -> None:
         mark = {
@@ -307,14 +371,24 @@ class EnvCache:
             "build_seconds": round(seconds, 3),
             **recipe.describe(),
         }
-        tmp = path / f".{MARK}.tmp"
-        tmp.write_text(json.dumps(mark, indent=2), encoding="utf-8")
-        os.replace(tmp, path / MARK)
+        _write_whole(path / MARK, json.dumps(mark, indent=2))
 
     def _log_build(self, recipe: Recipe, seconds: float) -> None:
+        """Append one line to ``builds.log``, whole or not at all (a full disk must not leave half a line)."""
         line = {"key": recipe.key, "label": recipe.spec.label, "pid": os.getpid(), "at": time.time(), "seconds": round(seconds, 3)}
-        with open(self._open_log(), "a", encoding="utf-8") as log:
-            log.write(json.dumps(line) + "\n")
+        data = (json.dumps(line) + "\n").encode("utf-8")
+        try:
+            fd = self._open_log()
+        except OSError:
+            return  # the environment is built; only its line in the log is missing
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def _open_log(self) -> int:
         """``builds.log`` for appending; never through a symbolic link, which could lead anywhere."""
@@ -367,8 +441,8 @@ class EnvCache:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         tag = self.root / "CACHEDIR.TAG"
         if not tag.exists():
-            tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
-            (self.root / ".gitignore").write_text("*\n", encoding="utf-8")
+            _write_whole(self.root / ".gitignore", "*\n")
+            _write_whole(tag, _CACHEDIR_TAG)
         # a build that could not be logged would fail after all its work: find out first
         os.close(self._open_log())
 
@@ -420,6 +494,20 @@ def _is_requirement(text: object) -> bool:
     except InvalidRequirement:
         return False
     return True
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` under a temporary name, then rename it: it is complete or absent, never half-written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads prepare the root at once
+    try:
+        tmp.write_text(text, encoding="utf-8")  # raises unless every byte was written
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def _exit_words(returncode: int) -> str:

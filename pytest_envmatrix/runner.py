@@ -20,8 +20,7 @@ from packaging.requirements import Requirement
 
 from ._child import EVENT_HEADER
 from .envcache import BuiltEnv
-
-CHILD_SCRIPT = Path(__file__).with_name("_child.py")
+from .processes import CHILD_SCRIPT, end, supervisor_environment
 
 # Variables of the parent's pytest that would reconfigure the child behind our back:
 # its options were already parsed by the parent and the needed ones are forwarded.
@@ -157,6 +156,7 @@ def run_child(
     on_item_late: Callable[[str, list], None],
     timeout: float | None = None,
     running: set | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> ChildOutcome:
     """Run ``items`` in one child process in ``env``.
 
@@ -166,8 +166,9 @@ def run_child(
     ``ChildOutcome.last``, for the caller to weigh against how the child
     ended. ``on_item_late(nodeid, reports)`` gets reports for an item already
     handed on. With ``timeout``, a child that spends longer than that on one
-    item (or before its first) is killed together with its process group,
-    and ``timed_out`` is set.
+    item (or before its first) is killed together with everything it
+    started, and ``timed_out`` is set. Once ``stopping()`` is true, the child
+    is ended at once.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
@@ -195,7 +196,7 @@ def run_child(
         proc = subprocess.Popen(
             [str(env.python), str(CHILD_SCRIPT), str(plan_path)],
             cwd=str(config.invocation_params.dir),
-            env=child_env,
+            env=supervisor_environment(child_env),
             stdin=subprocess.DEVNULL,
             stdout=output if capture else None,
             stderr=subprocess.STDOUT if capture else None,
@@ -214,18 +215,18 @@ def run_child(
                     phase_start = time.monotonic()
             if proc.poll() is not None:
                 break
+            if stopping is not None and stopping():
+                break
             if timeout is not None and time.monotonic() - phase_start > timeout:
                 outcome.timed_out = True
-                kill_group(proc)
-                proc.wait()
+                end(proc)
                 break
             time.sleep(_POLL_SECONDS)
         for event in events.read():
             reading.handle(event)
     finally:
         if proc.poll() is None:
-            kill_group(proc)
-            proc.wait()
+            end(proc)
         events.close()
         if running is not None:
             running.discard(proc)
@@ -388,17 +389,6 @@ def child_environment(env: BuiltEnv) -> dict[str, str]:
     if child_env.pop("PYTHONDONTWRITEBYTECODE", None) and not child_env.get("PYTHONPYCACHEPREFIX"):
         child_env["PYTHONPYCACHEPREFIX"] = str(env.pycache_prefix)
     return child_env
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """Kill the child and whatever it started (it leads its own process group)."""
-    try:
-        if sys.platform == "win32":
-            proc.kill()
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def python_sees_cwd() -> bool:

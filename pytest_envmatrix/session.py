@@ -30,13 +30,14 @@ from pathlib import Path
 
 import pytest
 
-from .envcache import BuildError, BuiltEnv, EnvCache
+from . import verdict
+from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
+from .processes import kill_group
 from .recipe import Recipe, detect_project
-from .runner import ChildOutcome, PlannedItem, kill_group, python_sees_cwd, run_child
-from . import verdict
+from .runner import ChildOutcome, PlannedItem, python_sees_cwd, run_child
 from .settings import Settings
 
 COMBINATION_ARG = "envmatrix_combination"
@@ -168,7 +169,8 @@ class EnvMatrixSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.cache = EnvCache(settings.cache_dir, max_builds=settings.jobs)
+        self._stopping = threading.Event()  # set when the run loop ends: every wait and build of ours ends too
+        self.cache = EnvCache(settings.cache_dir, max_builds=settings.jobs, stop=self._stopping)
         self._run_slots = threading.BoundedSemaphore(settings.jobs)  # children under way, early ones included
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
@@ -179,7 +181,6 @@ class EnvMatrixSession:
         self._basetemp_path: Path | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._running: set = set()  # child processes under way
-        self._stopping = threading.Event()
         self.tally = Tally()
         self._frozen = False
         # cleanups run last registered first: registered here, during our pytest_configure, which
@@ -218,7 +219,10 @@ class EnvMatrixSession:
             try:
                 with self._run_slots:
                     if not early.rejected():  # collection may have decided while this waited for a slot
-                        outcome = self._child(early.env, early.planned.items, f"early{early.index}", early.results, early.procs)
+                        outcome = self._child(
+                            early.env, early.planned.items, f"early{early.index}", early.results, early.procs,
+                            stopping=lambda: self._stopping.is_set() or early.rejected(),
+                        )
             except Exception:
                 outcome = None  # the group, if it takes this over, runs its child afresh
         early.decided.wait()
@@ -431,10 +435,10 @@ class EnvMatrixSession:
             message = f"envmatrix: internal error while running {group.spec.label}\n{traceback.format_exc()}"
             self._fail_rest(group, message)
 
-    def _fail_rest(self, group: EnvGroup, message: str) -> None:
+    def _fail_rest(self, group: EnvGroup, message: str, skip: bool = False) -> None:
         for item in group.items:
             if not group.results.has(child_nodeid(item)):
-                group.results.put(child_nodeid(item), [verdict.error(item, message)])
+                group.results.put(child_nodeid(item), [verdict.skipped(item, message) if skip else verdict.error(item, message)])
 
     def _build_and_run(self, group: EnvGroup, items: list[pytest.Item], first: tuple | None = None) -> None:
         if not group.prepared:
@@ -447,6 +451,9 @@ class EnvMatrixSession:
                 return
             try:
                 group.env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
+            except BuildStopped:
+                self._fail_rest(group, "envmatrix: not run, the run stopped before its environment was ready", skip=True)
+                return
             except BuildError as exc:
                 self.tally.failed += 1
                 self._fail_rest(group, f"envmatrix: could not build the environment for {group.spec.label}\n{exc}")
@@ -493,7 +500,7 @@ class EnvMatrixSession:
             else:
                 group.results.add(nodeid, reports)
 
-    def _child(self, env: BuiltEnv, items, name: str, results: GroupResults, running: set) -> ChildOutcome:
+    def _child(self, env: BuiltEnv, items, name: str, results: GroupResults, running: set, stopping=None) -> ChildOutcome:
         return run_child(
             self.config,
             env,
@@ -505,6 +512,7 @@ class EnvMatrixSession:
             on_item_late=results.add,
             timeout=self.settings.timeout,
             running=running,
+            stopping=stopping or self._stopping.is_set,
         )
 
     def _recipe(self, spec: EnvSpec) -> Recipe:

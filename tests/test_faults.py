@@ -154,7 +154,7 @@ def test_ctrl_c_ends_the_children_and_keeps_the_results(matrix, tmp_path):
 
 
 def test_a_killed_parent_takes_its_children_with_it(matrix, tmp_path):
-    """SIGKILL gives the parent no chance to clean up: the child notices it is orphaned and ends its group."""
+    """SIGKILL gives the parent no chance to clean up: the child's supervisor learns of it and ends everything the child started."""
     pidfile = tmp_path / "pids"
     matrix.pytester.makepyfile(
         f"""

@@ -1,0 +1,68 @@
+"""Starting and ending the processes a run starts (children, installers), with everything they start.
+
+On Linux every such process runs under a supervisor (``_child.py``'s
+``_supervise``): the process started here forks once, stays behind as the
+subreaper of all its descendants, and kills them all when the work ends, when
+asked to (SIGTERM), or when this process dies, even by SIGKILL. So a
+grandchild that left the process group (``setsid``) or ignores SIGTERM is
+ended too. Elsewhere (macOS, Windows) a process is ended with its process
+group only, and nothing notices the death of this process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+CHILD_SCRIPT = Path(__file__).with_name("_child.py")
+PARENT_PID_VARIABLE = "ENVMATRIX_PARENT_PID"  # read (and removed) by the supervisor
+SUPERVISED = sys.platform.startswith("linux")
+END_SECONDS = 2.0  # how long a supervisor gets to end everything before its process group is SIGKILLed
+
+
+def supervisor_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` plus what the supervisor needs: which process it watches."""
+    return {**env, PARENT_PID_VARIABLE: str(os.getpid())} if SUPERVISED else dict(env)
+
+
+def supervised_command(command: Sequence[str]) -> list[str]:
+    """``command``, run under a supervisor (this interpreter with ``-I -S``: it starts in milliseconds)."""
+    if not SUPERVISED or not sys.executable:
+        return list(command)
+    return [sys.executable, "-I", "-S", str(CHILD_SCRIPT), "--supervise", "--", *command]
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Ask ``proc`` to end with everything it started; returns at once (see :func:`end`)."""
+    if proc.returncode is not None:
+        return
+    try:
+        if sys.platform == "win32":
+            proc.kill()
+        elif SUPERVISED:
+            os.kill(proc.pid, signal.SIGTERM)  # the supervisor: it kills every descendant, then itself
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def end(proc: subprocess.Popen, seconds: float = END_SECONDS) -> None:
+    """End ``proc`` with everything it started, and reap it; within ``seconds`` and a little more."""
+    kill_group(proc)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    if sys.platform != "win32":
+        # whatever is left of its process group; the group's id stays reserved until ``proc`` is reaped
+        try:
+            if proc.returncode is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait()
