@@ -28,7 +28,7 @@ import pytest
 from .runner import PlannedItem
 
 # Bump when the layout of a plan file changes: older ones are then ignored.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class PlannedGroup:
 
 
 def _comparable(item: PlannedItem) -> tuple:
-    return (item.nodeid, item.definition, item.combination_id, sorted(item.values.items()))
+    return (item.nodeid, item.definition, item.combination_id, sorted(item.values.items()), item.collect_as)
 
 
 class PlanStore:
@@ -76,7 +76,10 @@ class PlanStore:
                 PlannedGroup(
                     label=group["label"],
                     key=group["key"],
-                    items=tuple(PlannedItem(nodeid, definition, cid, dict(values)) for nodeid, definition, cid, values in group["items"]),
+                    items=tuple(
+                        PlannedItem(nodeid, definition, cid, dict(values), None if collect_as is None else str(collect_as))
+                        for nodeid, definition, cid, values, collect_as in group["items"]
+                    ),
                 )
                 for group in data["groups"]
             ]
@@ -91,7 +94,7 @@ class PlanStore:
                 {
                     "label": group.label,
                     "key": group.key,
-                    "items": [[i.nodeid, i.definition, i.combination_id, i.values] for i in group.items],
+                    "items": [[i.nodeid, i.definition, i.combination_id, i.values, i.collect_as] for i in group.items],
                 }
                 for group in groups
             ],

@@ -32,22 +32,14 @@ import pytest
 
 from .envcache import BuildError, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
-from .matrix import Combination, EnvSpec
+from .items import collected_as, combination_of, unexpanded_reason
+from .matrix import EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .recipe import Recipe, detect_project
 from .runner import ChildOutcome, PlannedItem, kill_group, python_sees_cwd, run_child
 from .settings import Settings
 
-COMBINATION_ARG = "envmatrix_combination"
 _CWD_ON_SYS_PATH = python_sees_cwd()
-
-
-def combination_of(item: pytest.Item) -> Combination | None:
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return None
-    value = callspec.params.get(COMBINATION_ARG)
-    return value if isinstance(value, Combination) else None
 
 
 class GroupResults:
@@ -148,6 +140,7 @@ class EnvMatrixSession:
         self._run_slots = threading.BoundedSemaphore(settings.jobs)  # children under way, early ones included
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
+        self.unexpanded: dict[str, str] = {}  # node id → why this marked item got no combination
         self.project = detect_project(config.rootpath, settings.project)
         self.plans = PlanStore(settings.cache_dir, config)
         self._early: list[EarlyRun] = []
@@ -258,9 +251,13 @@ class EnvMatrixSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Group the items that survived selection (-k, -m, --lf, ...) by environment."""
         self.groups.clear()
+        self.unexpanded.clear()
         for item in session.items:
             combination = combination_of(item)
             if combination is None:
+                reason = unexpanded_reason(item)
+                if reason is not None:
+                    self.unexpanded[item.nodeid] = reason
                 continue
             group = self.groups.get(combination.env)
             if group is None:
@@ -339,11 +336,20 @@ class EnvMatrixSession:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
         combination = combination_of(item)
         if combination is None:
+            reason = self.unexpanded.get(item.nodeid)
+            if reason is not None:  # it would run here, in the wrong environment: it errors instead
+                self._replay(item, [_error(item, reason)], [])
+                return True
             return None
         group = self.groups[combination.env]
         if not group.started and not group.results.has(child_nodeid(item)):
             self._run_group(group, self._worker_batch(group, item))
         reports, warnings = group.results.take(child_nodeid(item))
+        self._replay(item, reports, warnings, combination.id)
+        return True
+
+    def _replay(self, item: pytest.Item, reports: list, warnings: list, combination_id: str | None = None) -> None:
+        """Pass an item's reports to the parent's hooks, as if it had run here."""
         if reports[-1].when != "teardown":
             # our own skip and error reports stand for a whole item: end it as pytest would
             reports.append(_report(item, "passed", None, "teardown"))
@@ -358,10 +364,10 @@ class EnvMatrixSession:
             )
         for report in reports:
             report.nodeid = item.nodeid  # differs from the child's only by xdist's group suffix
-            report.user_properties.append(("envmatrix", combination.id))
+            if combination_id is not None:
+                report.user_properties.append(("envmatrix", combination_id))
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
-        return True
 
     def _worker_batch(self, group: EnvGroup, item: pytest.Item) -> list[pytest.Item]:
         """In an xdist worker: ``item`` and the group's items queued for this worker, to run in one child.
@@ -583,7 +589,7 @@ def _planned(item: pytest.Item) -> PlannedItem:
     combination = combination_of(item)
     assert combination is not None
     definition = f"{item.parent.nodeid}::{item.originalname}"
-    return PlannedItem(child_nodeid(item), definition, combination.id, combination.values())
+    return PlannedItem(child_nodeid(item), definition, combination.id, combination.values(), collected_as(item))
 
 
 _XDIST_GROUP_PREFIX = "envmatrix-"
