@@ -408,7 +408,11 @@ class EnvMatrixSession:
                 recipe = group.recipe = group.recipe or self._recipe(group.spec)
             except InterpreterNotFound as exc:
                 for item in group.items:
-                    group.results.put(child_nodeid(item), [_skipped(item, f"envmatrix: {exc}")])
+                    if self.settings.require_python:
+                        report = _error(item, f"envmatrix: {exc}, and --envmatrix-require-python (envmatrix_require_python) requires it")
+                    else:
+                        report = _skipped(item, f"envmatrix: {exc}")
+                    group.results.put(child_nodeid(item), [report])
                 return
             try:
                 group.env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
@@ -532,7 +536,8 @@ class EnvMatrixSession:
     # ---- reporting
 
     def pytest_report_header(self, config: pytest.Config) -> str:
-        return f"envmatrix: installer {self.settings.installer.name}, cache {self.settings.cache_dir}"
+        required = ", every python required" if self.settings.require_python else ""
+        return f"envmatrix: installer {self.settings.installer.name}, cache {self.settings.cache_dir}{required}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._stop()
