@@ -321,7 +321,8 @@ class EnvMatrixSession:
         still collected as usual, and ``_unfreeze`` hands everything back at the
         very end (a pytest run in-process, as pytester's, leaves nothing frozen).
         """
-        if session.items and all(combination_of(item) is not None for item in session.items):
+        items = getattr(session, "items", None)  # pytest 7 leaves it unset on xdist's controller, which collects nothing
+        if items and all(combination_of(item) is not None for item in items):
             gc.freeze()
             self._frozen = True
 

@@ -308,13 +308,13 @@ def test_xdist_runs_each_testcase_combination_once(matrix):
 
 @pytest.fixture(scope="session")
 def pytest8_wheels(request) -> Path:
-    """A pytest 8 wheel (its dependencies are among ``base_wheels``), downloaded once into this repository's pytest cache."""
+    """A pytest 8 wheel and its dependencies for this interpreter, downloaded once into this repository's pytest cache."""
     cache = getattr(request.config, "cache", None)
     dest = Path(cache.mkdir("envmatrix-pytest8-wheels")) if cache else Path(tempfile.mkdtemp(prefix="envmatrix-pytest8-"))
     with FileLock(str(dest) + ".lock"):
         if not list(dest.glob("pytest-8.*.whl")):
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                  "--only-binary=:all:", "--dest", str(dest), "pytest>=8.4,<9"],
                 check=True,
             )
