@@ -134,11 +134,9 @@ class Matrix:
         pythons: Sequence[str | None] = self.python or (None,)
         sourced = [("ini option envmatrix_deps", r) for r in base_deps] + [("envmatrix deps", r) for r in self.deps]
         fixed = [canonical_requirement(r) for _, r in sourced]
-        on_axes = [
-            (source, text, requirement)
-            for source, text in sourced
-            if canonicalize_name((requirement := Requirement(text)).name) in self.axes and requirement.marker is None
-        ]
+        unmarked = [(source, text, r) for source, text in sourced if (r := Requirement(text)).marker is None]
+        _check_exact_pins(unmarked, self.where)
+        on_axes = [entry for entry in unmarked if canonicalize_name(entry[2].name) in self.axes]
         result = []
         excluded = 0
         for python in pythons:
@@ -182,6 +180,29 @@ class Matrix:
         if python is not None:
             current[PYTHON_AXIS] = python
         return any(all(current.get(k) == v for k, v in rule.items()) for rule in self.exclude)
+
+
+def _check_exact_pins(requirements: Sequence[tuple[str, str, Requirement]], where: str) -> None:
+    """Two requirements on one package that no version satisfies, where one pins an exact version.
+
+    ``attrs==23.2.0`` in a module's deps and ``attrs>=24`` in a test's: every
+    environment of the test would fail to install. Ranges against ranges are
+    left to the installer.
+    """
+    for source, text, requirement in requirements:
+        specifiers = list(requirement.specifier)
+        if requirement.url or len(specifiers) != 1 or specifiers[0].operator != "==" or "*" in specifiers[0].version:
+            continue
+        version = Version(specifiers[0].version)
+        name = canonicalize_name(requirement.name)
+        for other_source, other_text, other in requirements:
+            if canonicalize_name(other.name) != name or other is requirement or not other.specifier:
+                continue
+            if not other.specifier.contains(version, prereleases=True):
+                raise MarkerError(
+                    f"{where}: {other_source}: {other_text!r} excludes {name} {version}, which {source}: {text!r} "
+                    f"pins: no environment of this test could ever be installed"
+                )
 
 
 def _check_deps_against_pins(combination: Combination, on_axes: Sequence[tuple[str, str, Requirement]], where: str) -> None:

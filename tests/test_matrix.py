@@ -208,3 +208,17 @@ def test_deps_on_an_axis_package_that_every_value_satisfies_are_fine(deps):
     assert ids(((), {"numpy": ["1.26.4", "2.1.3", ">=2.2"], "deps": deps})) == [
         "numpy-1.26.4", "numpy-2.1.3", "numpy->=2.2",
     ]
+
+
+def test_deps_pinning_one_package_to_two_versions_are_rejected():
+    with pytest.raises(MarkerError) as excinfo:
+        combos(((), {"numpy": ["1.0"], "deps": ["attrs==23.2.0"]}), ((), {"deps": ["attrs>=24"]}))
+    assert str(excinfo.value) == (
+        "test_x.py::test_x: envmatrix deps: 'attrs>=24' excludes attrs 23.2.0, which envmatrix deps: "
+        "'attrs==23.2.0' pins: no environment of this test could ever be installed"
+    )
+
+
+def test_deps_that_agree_or_apply_under_markers_are_fine():
+    (c,) = combos(((), {"deps": ["attrs==23.2.0", "attrs>=23", "attrs<23; python_version < '3'", "attrs==23.*"]}))
+    assert c.id == ""
