@@ -383,7 +383,7 @@ def _value_key(value: str) -> object:
 # of the axis is one interpreter.
 _PYTHON_REQUEST = re.compile(
     r"(?P<implementation>[A-Za-z]+)?"
-    r"[0-9]+(?:\.[0-9]+){0,2}"
+    r"(?P<version>[0-9]+(?:\.[0-9]+){0,2})"
     r"t?(?:d|-dbg|-debug)?(?:-(?:32|64))?(?:-[A-Za-z0-9_]+)?"
 )
 _IMPLEMENTATIONS = ("python", "py", "cpython", "pypy", "graalpy")
@@ -446,6 +446,37 @@ def _parse_exclude(value: object, where: str) -> list[dict[str, object]]:
             parsed[name] = val.strip() if name == PYTHON_AXIS else _value_key(val)
         rules.append(parsed)
     return rules
+
+
+def check_pytest_runs(combinations: Iterable[Combination], pytest_version: str, requires_python: str | None, where: str) -> None:
+    """A python value that cannot run the pytest every environment gets (the parent's version).
+
+    Its environments would fail to install (``pytest==9.x`` on Python 3.9).
+    Decided from the request's major and minor version, taken at its highest
+    patch release, so ``3.8`` passes ``>=3.8.1``; a combination whose matrix
+    names pytest itself chose its own.
+    """
+    if not requires_python:
+        return
+    try:
+        supported = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return
+    for combination in combinations:
+        if combination.python is None or "pytest" in combination.env.names():
+            continue
+        match = _PYTHON_REQUEST.fullmatch(combination.python)
+        release = match["version"].split(".") if match else []
+        if len(release) < 2:
+            continue  # a path, or a major version only: cannot tell here
+        highest = ".".join(release) if len(release) == 3 else f"{release[0]}.{release[1]}.999"
+        if not supported.contains(highest, prereleases=True):
+            major = pytest_version.split(".")[0]
+            raise MarkerError(
+                f"{where}: envmatrix python: {combination.python!r} cannot run pytest {pytest_version} "
+                f"(Requires-Python {requires_python}), which every environment gets unless the matrix names pytest: "
+                f"add deps=['pytest<{major}'] (or another pytest) to this test"
+            )
 
 
 def validate_requirement_lines(lines: Iterable[str], source: str) -> list[str]:

@@ -19,7 +19,7 @@ import pytest
 
 from .envcache import EnvCache
 from .items import COMBINATION_ARG, expand_items
-from .matrix import MarkerError, build_matrix
+from .matrix import MarkerError, build_matrix, check_pytest_runs
 from .session import EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 
@@ -32,6 +32,7 @@ MARKER_HELP = (
 SETTINGS_KEY = pytest.StashKey[Settings]()
 # marker objects → their combinations: a module's pytestmark is the same object on every function
 COMBINATIONS_KEY = pytest.StashKey[dict]()
+PYTEST_REQUIRES_PYTHON_KEY = pytest.StashKey["str | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,9 +92,24 @@ def _combinations(config: pytest.Config, marks: list[pytest.Mark], where: str) -
     key = tuple(id(mark) for mark in marks)
     if key not in cache:
         matrix = build_matrix([(mark.args, mark.kwargs) for mark in marks], where=where)
+        combinations = matrix.combinations(config.stash[SETTINGS_KEY].deps)
+        if matrix.python:
+            check_pytest_runs(combinations, pytest.__version__, _pytest_requires_python(config), where)
         # the marks are kept with the result, so their ids cannot be reused by other objects
-        cache[key] = (marks, matrix.combinations(config.stash[SETTINGS_KEY].deps))
+        cache[key] = (marks, combinations)
     return cache[key][1]
+
+
+def _pytest_requires_python(config: pytest.Config) -> str | None:
+    """The Python versions this pytest supports, which every environment gets unless its matrix names pytest."""
+    if PYTEST_REQUIRES_PYTHON_KEY not in config.stash:
+        from importlib.metadata import PackageNotFoundError, metadata
+
+        try:
+            config.stash[PYTEST_REQUIRES_PYTHON_KEY] = metadata("pytest").get("Requires-Python")
+        except PackageNotFoundError:  # pytest run from a source tree
+            config.stash[PYTEST_REQUIRES_PYTHON_KEY] = None
+    return config.stash[PYTEST_REQUIRES_PYTHON_KEY]
 
 
 @pytest.hookimpl(tryfirst=True)

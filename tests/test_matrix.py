@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_envmatrix.matrix import MarkerError, build_matrix, canonical_requirement
+from pytest_envmatrix.matrix import MarkerError, build_matrix, canonical_requirement, check_pytest_runs
 
 
 def combos(*marks, base_deps=()):
@@ -222,3 +222,28 @@ def test_deps_pinning_one_package_to_two_versions_are_rejected():
 def test_deps_that_agree_or_apply_under_markers_are_fine():
     (c,) = combos(((), {"deps": ["attrs==23.2.0", "attrs>=23", "attrs<23; python_version < '3'", "attrs==23.*"]}))
     assert c.id == ""
+
+
+def test_a_python_value_that_cannot_run_the_pinned_pytest_is_rejected():
+    matrix = build_matrix([((), {"python": ["3.9", "3.12"], "numpy": ["2.1.3"]})], where="test_x.py::test_x")
+    combinations = matrix.combinations()
+    with pytest.raises(MarkerError) as excinfo:
+        check_pytest_runs(combinations, "9.2.0", ">=3.10", where="test_x.py::test_x")
+    assert str(excinfo.value) == (
+        "test_x.py::test_x: envmatrix python: '3.9' cannot run pytest 9.2.0 (Requires-Python >=3.10), which every "
+        "environment gets unless the matrix names pytest: add deps=['pytest<9'] (or another pytest) to this test"
+    )
+
+
+@pytest.mark.parametrize(
+    "python, deps, requires",
+    [
+        (["3.10", "3.13", "pypy3.11", "3", "/usr/bin/python3"], [], ">=3.10"),
+        (["3.8"], [], ">=3.8.1"),  # some 3.8 satisfies it
+        (["3.9"], ["pytest<9"], ">=3.10"),  # the matrix names pytest: its own choice
+        (["3.9"], [], None),  # no Requires-Python to go by
+    ],
+)
+def test_python_values_the_pinned_pytest_may_run_on_are_fine(python, deps, requires):
+    marks = [((), {"python": python, "deps": deps} if deps else {"python": python})]
+    check_pytest_runs(build_matrix(marks, where="t").combinations(), "9.2.0", requires, where="t")

@@ -562,3 +562,25 @@ def test_deps_that_conflict_with_an_axis_fail_collection_before_anything_is_buil
         ["*test_conflict.py::test_conflict: envmatrix deps: 'emx-demo<2' excludes emx-demo 2.0 (combination 'emx_demo-2.0')*"]
     )
     assert fresh_matrix.envs() == {}
+
+
+def test_a_python_value_that_cannot_run_the_parents_pytest_fails_collection(matrix):
+    matrix.pytester.makepyfile(
+        test_too_old="""
+        import pytest
+
+        @pytest.mark.envmatrix(python=["3.6"], emx_demo=["1.0"])
+        def test_old():
+            pass
+
+        @pytest.mark.envmatrix(python=["3.6"], emx_demo=["1.0"], deps=["pytest<7"])
+        def test_old_with_its_own_pytest():
+            pass
+        """
+    )
+    for result in (matrix.run("--envmatrix-list"), matrix.pytester.runpytest()):
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [f"*test_too_old.py::test_old: envmatrix python: '3.6' cannot run pytest {pytest.__version__} (Requires-Python *"]
+        )
+        assert "test_old_with_its_own_pytest" not in result.stdout.str()
