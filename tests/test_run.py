@@ -517,8 +517,8 @@ def test_a_python_value_that_is_not_an_interpreter_request_fails_collection(matr
 MISSING_PYTHON = """
 import pytest
 
-@pytest.mark.envmatrix(python=["3.4"], emx_demo=["1.0"])
-def test_old():
+@pytest.mark.envmatrix(python=["3.99"], emx_demo=["1.0"])
+def test_unreleased():
     pass
 """
 
@@ -528,7 +528,7 @@ def test_a_missing_interpreter_is_a_skip_by_default_and_an_error_when_required(f
     result = fresh_matrix.run("-rs")
     result.assert_outcomes(skipped=1)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *envmatrix: python 3.4 was not found on this machine"])
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *envmatrix: python 3.99 was not found on this machine"])
 
     result = fresh_matrix.run("--envmatrix-require-python")
     result.assert_outcomes(errors=1)
@@ -536,14 +536,14 @@ def test_a_missing_interpreter_is_a_skip_by_default_and_an_error_when_required(f
     result.stdout.fnmatch_lines(
         [
             "envmatrix: installer *, every python required",
-            "*envmatrix: python 3.4 was not found on this machine, and --envmatrix-require-python (envmatrix_require_python) requires it*",
+            "*envmatrix: python 3.99 was not found on this machine, and --envmatrix-require-python (envmatrix_require_python) requires it*",
         ]
     )
 
     fresh_matrix.pytester.makeini("[pytest]\nenvmatrix_require_python = true\n")
     result = fresh_matrix.run()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at setup of test_old[[]py3.4-emx_demo-1.0[]]*", "envmatrix: python 3.4 was not found on this machine, *"])
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_unreleased[[]py3.99-emx_demo-1.0[]]*", "envmatrix: python 3.99 was not found on this machine, *"])
 
 
 def test_deps_that_conflict_with_an_axis_fail_collection_before_anything_is_built(fresh_matrix):
