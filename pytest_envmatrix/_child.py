@@ -7,6 +7,9 @@ nothing of the parent's site-packages is on its path.
 
 The plan names the items to run (parent node ids) and, per test function, the
 one combination to parametrize it with, so node ids here equal the parent's.
+A unittest method cannot be parametrized: the plan maps its parent node id
+(``TestX::test_x[numpy-2.1.3]``) to the plain method collected here, which
+runs as pytest runs it anywhere and is reported under the parent's id.
 Every report goes back through pytest's own ``pytest_report_to_serializable``
 as one event appended to the plan's event file, flushed at once so the
 parent can read results while the child is still running and keeps what a
@@ -376,7 +379,9 @@ def _plain(value):
 
 class ChildPlugin:
     def __init__(self, plan):
-        self.wanted = set(plan["nodeids"])
+        collect_as = plan.get("collect_as", {})
+        self.wanted = {collect_as.get(nodeid, nodeid) for nodeid in plan["nodeids"]}
+        self.reported_as = {collected: nodeid for nodeid, collected in collect_as.items()}
         self.combinations = plan["combinations"]
         self.events = open(plan["events"], "ab")
         self.config = None
@@ -392,7 +397,16 @@ class ChildPlugin:
         self.events.flush()
 
     def _serialize(self, report):
-        return self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        reported = self.reported_as.get(data.get("nodeid"))
+        if reported is not None:
+            # the parent's id and headline: ``TestX.test_x[numpy-2.1.3]``, like a parametrized function's
+            suffix = reported[len(data["nodeid"]):]
+            data["nodeid"] = reported
+            location = data.get("location")
+            if location and location[2] is not None:
+                data["location"] = (location[0], location[1], location[2] + suffix)
+        return data
 
     def pytest_configure(self, config):
         self.config = config
@@ -435,14 +449,14 @@ class ChildPlugin:
         items[:] = keep
 
     def pytest_collection_finish(self, session):
-        self._send("collected", nodeids=[item.nodeid for item in session.items])
+        self._send("collected", nodeids=[self.reported_as.get(item.nodeid, item.nodeid) for item in session.items])
 
     def pytest_collectreport(self, report):
         if report.failed:
             self._send("collectreport", report=self._serialize(report))
 
     def pytest_runtest_logstart(self, nodeid, location):
-        self._send("logstart", nodeid=nodeid)
+        self._send("logstart", nodeid=self.reported_as.get(nodeid, nodeid))
 
     def pytest_runtest_logreport(self, report):
         self._send("logreport", report=self._serialize(report))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -130,8 +132,13 @@ class Matrix:
         """
         axes = sorted(self.axes.values(), key=lambda a: a.canonical)
         pythons: Sequence[str | None] = self.python or (None,)
-        fixed = [canonical_requirement(r) for r in [*base_deps, *self.deps]]
+        sourced = [("ini option envmatrix_deps", r) for r in base_deps] + [("envmatrix deps", r) for r in self.deps]
+        fixed = [canonical_requirement(r) for _, r in sourced]
+        unmarked = [(source, text, r) for source, text in sourced if (r := Requirement(text)).marker is None]
+        _check_exact_pins(unmarked, self.where)
+        on_axes = [entry for entry in unmarked if canonicalize_name(entry[2].name) in self.axes]
         result = []
+        excluded = 0
         for python in pythons:
             for values in itertools.product(*(axis.values for axis in axes)):
                 pins = tuple(
@@ -139,10 +146,18 @@ class Matrix:
                     for axis, value in zip(axes, values)
                 )
                 if self._excluded(pins, python):
+                    excluded += 1
                     continue
                 requirements = tuple(sorted({*fixed, *(pin.requirement for pin in pins)}))
                 result.append(Combination(pins, python, EnvSpec(python, requirements)))
+        if not result:
+            # pytest would report the test as skipped ("got empty parameter set"), and exit 0
+            raise MarkerError(
+                f"{self.where}: envmatrix exclude rules leave no combination (they exclude all {excluded}); "
+                f"remove the marker or loosen the rules"
+            )
         seen: dict[EnvSpec, Combination] = {}
+        ids: dict[str, Combination] = {}
         for combination in result:
             other = seen.setdefault(combination.env, combination)
             if other is not combination:
@@ -150,6 +165,14 @@ class Matrix:
                     f"{self.where}: envmatrix combinations {other.id!r} and {combination.id!r} ask for the same "
                     f"environment ({combination.env.label}); list each version once"
                 )
+            other = ids.setdefault(combination.id, combination)
+            if other is not combination:
+                # pytest would number the items apart, and the child, given one id, would not find them
+                raise MarkerError(
+                    f"{self.where}: envmatrix combinations {other.id!r} and {combination.id!r} have the same id "
+                    f"(python {other.python!r} and {combination.python!r}); write each python value one way"
+                )
+            _check_deps_against_pins(combination, on_axes, self.where)
         return result
 
     def _excluded(self, pins: tuple[Pin, ...], python: str | None) -> bool:
@@ -157,6 +180,57 @@ class Matrix:
         if python is not None:
             current[PYTHON_AXIS] = python
         return any(all(current.get(k) == v for k, v in rule.items()) for rule in self.exclude)
+
+
+def _check_exact_pins(requirements: Sequence[tuple[str, str, Requirement]], where: str) -> None:
+    """Two requirements on one package that no version satisfies, where one pins an exact version.
+
+    ``attrs==23.2.0`` in a module's deps and ``attrs>=24`` in a test's: every
+    environment of the test would fail to install. Ranges against ranges are
+    left to the installer.
+    """
+    for source, text, requirement in requirements:
+        specifiers = list(requirement.specifier)
+        if requirement.url or len(specifiers) != 1 or specifiers[0].operator != "==" or "*" in specifiers[0].version:
+            continue
+        version = Version(specifiers[0].version)
+        name = canonicalize_name(requirement.name)
+        for other_source, other_text, other in requirements:
+            if canonicalize_name(other.name) != name or other is requirement or not other.specifier:
+                continue
+            if not other.specifier.contains(version, prereleases=True):
+                raise MarkerError(
+                    f"{where}: {other_source}: {other_text!r} excludes {name} {version}, which {source}: {text!r} "
+                    f"pins: no environment of this test could ever be installed"
+                )
+
+
+def _check_deps_against_pins(combination: Combination, on_axes: Sequence[tuple[str, str, Requirement]], where: str) -> None:
+    """A requirement on an axis package that the combination's exact version cannot satisfy.
+
+    The environment could never be installed: the installer would fail at
+    build time, after everything else was built. Only what can be decided
+    here is checked: exact axis values against the requirements (given with
+    their source) that have no environment marker, which applies or not
+    on the target interpreter.
+    """
+    pinned = {pin.canonical: pin for pin in combination.pins}
+    for source, text, requirement in on_axes:
+        pin = pinned[canonicalize_name(requirement.name)]
+        if requirement.url:
+            raise MarkerError(
+                f"{where}: {source}: {text!r} installs {pin.canonical} from a URL, which conflicts with the axis "
+                f"{pin.name!r}; put the URL in deps only, without the axis"
+            )
+        try:
+            version = Version(pin.value)
+        except InvalidVersion:
+            continue  # a specifier on the axis: left to the installer
+        if requirement.specifier and not requirement.specifier.contains(version, prereleases=True):
+            raise MarkerError(
+                f"{where}: {source}: {text!r} excludes {pin.canonical} {pin.value} (combination {combination.id!r}): "
+                f"that environment could never be installed; drop the version from the axis or loosen the requirement"
+            )
 
 
 def build_matrix(marks: Iterable[tuple[tuple, Mapping]], where: str) -> Matrix:
@@ -262,12 +336,19 @@ def _parse_versions(name: str, canonical: str, value: object, where: str) -> tup
             )
         text = item.strip()
         try:
-            _pin_requirement(canonical, text)
+            requirement = _pin_requirement(canonical, text)
         except (InvalidSpecifier, InvalidRequirement, ValueError):
             raise MarkerError(
                 f"{where}: envmatrix axis {name!r}: {item!r} is neither a version (e.g. '1.26.4') "
                 f"nor a version specifier (e.g. '>=2,<2.2')"
             ) from None
+        if "===" in requirement:
+            # legal PEP 440, but it compares strings ('===1.0' does not match 1.0.0), and uv and pip
+            # do not agree on it: a value that works with one installer fails with the other
+            raise MarkerError(
+                f"{where}: envmatrix axis {name!r}: {item!r} uses arbitrary equality ('==='), which compares "
+                f"version strings as text and which installers treat differently; write {item.replace('===', '==')!r}"
+            )
         key = _value_key(text)
         if key in seen:
             raise MarkerError(f"{where}: envmatrix axis {name!r}: {item!r} repeats {seen[key]!r}")
@@ -296,15 +377,45 @@ def _value_key(value: str) -> object:
             return value
 
 
+# What virtualenv's discovery understands as an interpreter request, written the usual ways:
+# an implementation (optional), a version of one to three parts, then its build modifiers
+# (free-threaded "t", debug "d", "-64", "-arm64"). Version specifiers are left out: each value
+# of the axis is one interpreter.
+_PYTHON_REQUEST = re.compile(
+    r"(?P<implementation>[A-Za-z]+)?"
+    r"(?P<version>[0-9]+(?:\.[0-9]+){0,2})"
+    r"t?(?:d|-dbg|-debug)?(?:-(?:32|64))?(?:-[A-Za-z0-9_]+)?"
+)
+_IMPLEMENTATIONS = ("python", "py", "cpython", "pypy", "graalpy")
+
+
 def _parse_python(value: object, where: str) -> tuple[str, ...]:
     out = []
     for item in _as_list(value, "python", where):
         if not isinstance(item, str) or not item.strip():
             raise MarkerError(f"{where}: envmatrix python: {item!r} is not an interpreter version like '3.12'")
-        if item.strip() in out:
+        request = item.strip()
+        if not _is_interpreter_request(request):
+            raise MarkerError(
+                f"{where}: envmatrix python: {item!r} is not an interpreter request: write a version ('3.12', "
+                f"'3.12.1', '3.13t'), an implementation and version ('cpython3.12', 'pypy3.10'), or an absolute "
+                f"path to an interpreter"
+            )
+        if request in out:
             raise MarkerError(f"{where}: envmatrix python: {item!r} is listed twice")
-        out.append(item.strip())
+        out.append(request)
     return tuple(out)
+
+
+def _is_interpreter_request(request: str) -> bool:
+    """Checked by its form only: whether this machine has it is known when the run needs it."""
+    if os.path.isabs(request):
+        return not any(mark in request for mark in ("[", "]", "::"))  # they would break the item ids
+    match = _PYTHON_REQUEST.fullmatch(request)
+    if match is None:
+        return False
+    implementation = match["implementation"]
+    return implementation is None or implementation.lower() in _IMPLEMENTATIONS
 
 
 def _parse_deps(value: object, where: str) -> list[str]:
@@ -335,6 +446,37 @@ def _parse_exclude(value: object, where: str) -> list[dict[str, object]]:
             parsed[name] = val.strip() if name == PYTHON_AXIS else _value_key(val)
         rules.append(parsed)
     return rules
+
+
+def check_pytest_runs(combinations: Iterable[Combination], pytest_version: str, requires_python: str | None, where: str) -> None:
+    """A python value that cannot run the pytest every environment gets (the parent's version).
+
+    Its environments would fail to install (``pytest==9.x`` on Python 3.9).
+    Decided from the request's major and minor version, taken at its highest
+    patch release, so ``3.8`` passes ``>=3.8.1``; a combination whose matrix
+    names pytest itself chose its own.
+    """
+    if not requires_python:
+        return
+    try:
+        supported = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return
+    for combination in combinations:
+        if combination.python is None or "pytest" in combination.env.names():
+            continue
+        match = _PYTHON_REQUEST.fullmatch(combination.python)
+        release = match["version"].split(".") if match else []
+        if len(release) < 2:
+            continue  # a path, or a major version only: cannot tell here
+        highest = ".".join(release) if len(release) == 3 else f"{release[0]}.{release[1]}.999"
+        if not supported.contains(highest, prereleases=True):
+            major = pytest_version.split(".")[0]
+            raise MarkerError(
+                f"{where}: envmatrix python: {combination.python!r} cannot run pytest {pytest_version} "
+                f"(Requires-Python {requires_python}), which every environment gets unless the matrix names pytest: "
+                f"add deps=['pytest<{major}'] (or another pytest) to this test"
+            )
 
 
 def validate_requirement_lines(lines: Iterable[str], source: str) -> list[str]:

@@ -29,7 +29,7 @@ import pytest
 from .runner import PlannedItem
 
 # Bump when the layout of a plan file changes: older ones are then ignored.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _HEX_KEY = re.compile("[0-9a-f]{64}")  # a Recipe.key: it names a directory and a lock file
 
@@ -63,19 +63,21 @@ def _group(entry: object) -> PlannedGroup | None:
         return None
     items = []
     for item in entry["items"]:
-        if not isinstance(item, list) or len(item) != 4:
+        if not isinstance(item, list) or len(item) != 5:
             return None
-        nodeid, definition, combination_id, values = item
+        nodeid, definition, combination_id, values, collect_as = item
         if not all(isinstance(text, str) for text in (nodeid, definition, combination_id)):
             return None
         if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
             return None
-        items.append(PlannedItem(nodeid, definition, combination_id, dict(values)))
+        if collect_as is not None and not isinstance(collect_as, str):
+            return None
+        items.append(PlannedItem(nodeid, definition, combination_id, dict(values), collect_as))
     return PlannedGroup(label, key, tuple(items))
 
 
 def _comparable(item: PlannedItem) -> tuple:
-    return (item.nodeid, item.definition, item.combination_id, sorted(item.values.items()))
+    return (item.nodeid, item.definition, item.combination_id, sorted(item.values.items()), item.collect_as)
 
 
 class PlanStore:
@@ -110,7 +112,7 @@ class PlanStore:
                 {
                     "label": group.label,
                     "key": group.key,
-                    "items": [[i.nodeid, i.definition, i.combination_id, i.values] for i in group.items],
+                    "items": [[i.nodeid, i.definition, i.combination_id, i.values, i.collect_as] for i in group.items],
                 }
                 for group in groups
             ],

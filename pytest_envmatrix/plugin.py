@@ -3,8 +3,10 @@
 Without ``--envmatrix`` a marked test runs once, in the current environment,
 as if the marker were absent (its arguments are still validated, so a typo
 shows up in the fast local loop too). With it, each marked test becomes one
-real item per combination through ``pytest_generate_tests``, so ``-k``,
-``--lf``, ``--junitxml`` and xdist need no special cases; the
+real item per combination through ``pytest_generate_tests`` (a unittest
+method, which that hook never sees, is expanded as its collector reports: see
+:mod:`~pytest_envmatrix.items`), so ``-k``, ``--lf``, ``--junitxml`` and
+xdist need no special cases; the
 :class:`~pytest_envmatrix.session.EnvMatrixSession` then runs those items in
 their environments.
 """
@@ -16,8 +18,9 @@ import itertools
 import pytest
 
 from .envcache import EnvCache
-from .matrix import MarkerError, build_matrix
-from .session import COMBINATION_ARG, EnvMatrixSession
+from .items import COMBINATION_ARG, expand_items
+from .matrix import MarkerError, build_matrix, check_pytest_runs
+from .session import EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 
 MARKER_HELP = (
@@ -29,6 +32,7 @@ MARKER_HELP = (
 SETTINGS_KEY = pytest.StashKey[Settings]()
 # marker objects → their combinations: a module's pytestmark is the same object on every function
 COMBINATIONS_KEY = pytest.StashKey[dict]()
+PYTEST_REQUIRES_PYTHON_KEY = pytest.StashKey["str | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,9 +92,24 @@ def _combinations(config: pytest.Config, marks: list[pytest.Mark], where: str) -
     key = tuple(id(mark) for mark in marks)
     if key not in cache:
         matrix = build_matrix([(mark.args, mark.kwargs) for mark in marks], where=where)
+        combinations = matrix.combinations(config.stash[SETTINGS_KEY].deps)
+        if matrix.python:
+            check_pytest_runs(combinations, pytest.__version__, _pytest_requires_python(config), where)
         # the marks are kept with the result, so their ids cannot be reused by other objects
-        cache[key] = (marks, matrix.combinations(config.stash[SETTINGS_KEY].deps))
+        cache[key] = (marks, combinations)
     return cache[key][1]
+
+
+def _pytest_requires_python(config: pytest.Config) -> str | None:
+    """The Python versions this pytest supports, which every environment gets unless its matrix names pytest."""
+    if PYTEST_REQUIRES_PYTHON_KEY not in config.stash:
+        from importlib.metadata import PackageNotFoundError, metadata
+
+        try:
+            config.stash[PYTEST_REQUIRES_PYTHON_KEY] = metadata("pytest").get("Requires-Python")
+        except PackageNotFoundError:  # pytest run from a source tree
+            config.stash[PYTEST_REQUIRES_PYTHON_KEY] = None
+    return config.stash[PYTEST_REQUIRES_PYTHON_KEY]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -105,3 +124,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.Collector.CollectError(str(exc)) from None
     if settings.expands:
         metafunc.parametrize(COMBINATION_ARG, combinations, ids=[c.id for c in combinations])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """Expand the marked unittest methods of each collector; a marked item of another kind fails its collector."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.passed or not report.result:
+        return
+    config = collector.config
+    try:
+        report.result = expand_items(
+            report.result,
+            lambda item: _combinations(config, closest_first(item), where=item.nodeid),
+            config.stash[SETTINGS_KEY].expands,
+        )
+    except MarkerError as exc:
+        outcome.force_result(pytest.CollectReport(report.nodeid, "failed", str(exc), [], sections=report.sections))

@@ -34,6 +34,8 @@ class PlannedItem:
     definition: str  # node id of the test function, without the parametrization
     combination_id: str
     values: dict
+    # what the child collects, when it is not ``nodeid``: a unittest method runs unparametrized there
+    collect_as: str | None = None
 
 
 @dataclass
@@ -177,7 +179,8 @@ def run_child(
     paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
     plan = {
         "nodeids": [item.nodeid for item in items],
-        "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items},
+        "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items if not i.collect_as},
+        "collect_as": {i.nodeid: i.collect_as for i in items if i.collect_as},
         "events": str(events_path),
         "requirements": [requirement_check(text) for text in env.requirements],
         "cwd_on_sys_path": cwd_on_sys_path,

@@ -33,23 +33,15 @@ import pytest
 from . import verdict
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
-from .matrix import Combination, EnvSpec
+from .items import collected_as, combination_of, unexpanded_reason
+from .matrix import EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .recipe import Recipe, detect_project
 from .runner import ChildOutcome, PlannedItem, python_sees_cwd, run_child
 from .settings import Settings
 
-COMBINATION_ARG = "envmatrix_combination"
 _CWD_ON_SYS_PATH = python_sees_cwd()
-
-
-def combination_of(item: pytest.Item) -> Combination | None:
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return None
-    value = callspec.params.get(COMBINATION_ARG)
-    return value if isinstance(value, Combination) else None
 
 
 class GroupResults:
@@ -174,6 +166,7 @@ class EnvMatrixSession:
         self._run_slots = threading.BoundedSemaphore(settings.jobs)  # children under way, early ones included
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
+        self.unexpanded: dict[str, str] = {}  # node id → why this marked item got no combination
         self.project = detect_project(config.rootpath, settings.project)
         self.plans = PlanStore(settings.cache_dir, config)
         self._early: list[EarlyRun] = []
@@ -286,9 +279,13 @@ class EnvMatrixSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Group the items that survived selection (-k, -m, --lf, ...) by environment."""
         self.groups.clear()
+        self.unexpanded.clear()
         for item in session.items:
             combination = combination_of(item)
             if combination is None:
+                reason = unexpanded_reason(item)
+                if reason is not None:
+                    self.unexpanded[item.nodeid] = reason
                 continue
             group = self.groups.get(combination.env)
             if group is None:
@@ -354,7 +351,8 @@ class EnvMatrixSession:
         still collected as usual, and ``_unfreeze`` hands everything back at the
         very end (a pytest run in-process, as pytester's, leaves nothing frozen).
         """
-        if session.items and all(combination_of(item) is not None for item in session.items):
+        items = getattr(session, "items", None)  # pytest 7 leaves it unset on xdist's controller, which collects nothing
+        if items and all(combination_of(item) is not None for item in items):
             gc.freeze()
             self._frozen = True
 
@@ -369,19 +367,24 @@ class EnvMatrixSession:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
         combination = combination_of(item)
         if combination is None:
+            reason = self.unexpanded.get(item.nodeid)
+            if reason is not None:  # it would run here, in the wrong environment: it errors instead
+                self._replay(item, [verdict.error(item, reason)], [])
+                return True
             return None
         group = self.groups[combination.env]
         if not group.started and not group.results.has(child_nodeid(item)):
             self._run_group(group, self._worker_batch(group, item))
         reports, warnings = group.results.take(child_nodeid(item))
-        if reports[-1].when != "teardown":
-            # our own skip and error reports stand for a whole item: end it as pytest would
-            reports.append(verdict.report(item, "passed", None, "teardown"))
-        self._replay(item, combination, reports, warnings)
+        self._replay(item, reports, warnings, combination.id)
         self._replay_late()
         return True
 
-    def _replay(self, item: pytest.Item, combination: Combination, reports: list, warnings: list = ()) -> None:
+    def _replay(self, item: pytest.Item, reports: list, warnings: list, combination_id: str | None = None) -> None:
+        """Pass an item's reports to the parent's hooks, as if it had run here."""
+        if reports[-1].when != "teardown":
+            # our own skip and error reports stand for a whole item: end it as pytest would
+            reports.append(verdict.report(item, "passed", None, "teardown"))
         ihook = item.ihook
         # the child's reports carry the item's location (same rootdir): computing it here again
         # reads the test's source, and was a third of the parent's cost per item
@@ -393,7 +396,8 @@ class EnvMatrixSession:
             )
         for report in reports:
             report.nodeid = item.nodeid  # the child's own, or xdist's group suffix, or a plugin's renaming
-            report.user_properties.append(("envmatrix", combination.id))
+            if combination_id is not None:
+                report.user_properties.append(("envmatrix", combination_id))
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
 
@@ -406,7 +410,7 @@ class EnvMatrixSession:
             items = {child_nodeid(item): item for item in group.items}
             for nodeid, reports in late:
                 item = items[nodeid]
-                self._replay(item, combination_of(item), reports)
+                self._replay(item, reports, [], combination_of(item).id)
 
     def _worker_batch(self, group: EnvGroup, item: pytest.Item) -> list[pytest.Item]:
         """In an xdist worker: ``item`` and the group's items queued for this worker, to run in one child.
@@ -447,7 +451,11 @@ class EnvMatrixSession:
                 recipe = group.recipe = group.recipe or self._recipe(group.spec)
             except InterpreterNotFound as exc:
                 for item in group.items:
-                    group.results.put(child_nodeid(item), [verdict.skipped(item, f"envmatrix: {exc}")])
+                    if self.settings.require_python:
+                        report = verdict.error(item, f"envmatrix: {exc}, and --envmatrix-require-python (envmatrix_require_python) requires it")
+                    else:
+                        report = verdict.skipped(item, f"envmatrix: {exc}")
+                    group.results.put(child_nodeid(item), [report])
                 return
             try:
                 group.env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
@@ -551,7 +559,8 @@ class EnvMatrixSession:
     def pytest_report_header(self, config: pytest.Config) -> str:
         installer = self.settings.installer
         links = f" (link mode {installer.link_mode})" if installer.name == "uv" else ""
-        return f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}"
+        required = ", every python required" if self.settings.require_python else ""
+        return f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._stop()
@@ -608,7 +617,7 @@ def _planned(item: pytest.Item) -> PlannedItem:
     combination = combination_of(item)
     assert combination is not None
     definition = f"{item.parent.nodeid}::{item.originalname}"
-    return PlannedItem(child_nodeid(item), definition, combination.id, combination.values())
+    return PlannedItem(child_nodeid(item), definition, combination.id, combination.values(), collected_as(item))
 
 
 _XDIST_GROUP_PREFIX = "envmatrix-"

@@ -36,6 +36,10 @@ HELP_TIMEOUT = "seconds one test may take inside its environment before its chil
 HELP_PRUNE = "remove cached environments unused for envmatrix_max_age_days, print what was freed, and exit"
 HELP_MAX_AGE = "days an environment may go unused before --envmatrix-prune removes it (default: 30)"
 HELP_DEPS = "requirement lines installed into every environment (the suite's own test dependencies)"
+HELP_REQUIRE_PYTHON = (
+    "make a python=[...] interpreter that is not found on this machine an error on its items, not a skip "
+    "(for CI, where every interpreter must run)"
+)
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
 
@@ -53,6 +57,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-cache-dir", metavar="DIR", default=None, help=HELP_CACHE_DIR)
     group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
     group.addoption("--envmatrix-timeout", metavar="SECONDS", type=float, default=None, help=HELP_TIMEOUT)
+    # default None, not False: absent from the command line, the ini option decides
+    group.addoption("--envmatrix-require-python", action="store_true", default=None, help=HELP_REQUIRE_PYTHON)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
@@ -61,6 +67,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
     parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
+    parser.addini("envmatrix_require_python", HELP_REQUIRE_PYTHON, type="bool", default=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class Settings:
     project: str
     jobs: int
     timeout: float | None
+    require_python: bool = False  # a missing interpreter errors its items instead of skipping them
 
     @property
     def expands(self) -> bool:
@@ -111,6 +119,7 @@ class Settings:
             project=config.getini("envmatrix_project").strip() or "auto",
             jobs=_jobs(config),
             timeout=_timeout(config),
+            require_python=_require_python(config),
         )
 
 
@@ -153,6 +162,15 @@ def _link_mode(config: pytest.Config) -> str:
     if value not in LINK_MODES:
         raise pytest.UsageError(f"ini option envmatrix_link_mode: {value!r} is not one of {', '.join(LINK_MODES)}")
     return value
+
+
+def _require_python(config: pytest.Config) -> bool:
+    if config.option.envmatrix_require_python is not None:
+        return True
+    try:
+        return bool(config.getini("envmatrix_require_python"))
+    except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter for a bad ini value
+        raise pytest.UsageError(f"ini option envmatrix_require_python: {exc} (write true or false)") from None
 
 
 def _absolute(link: str, base: Path) -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_envmatrix.matrix import MarkerError, build_matrix, canonical_requirement
+from pytest_envmatrix.matrix import MarkerError, build_matrix, canonical_requirement, check_pytest_runs
 
 
 def combos(*marks, base_deps=()):
@@ -128,3 +128,122 @@ def test_the_same_name_in_two_dicts_is_rejected():
 def test_exclude_of_the_wrong_type_says_what_it_wants():
     with pytest.raises(MarkerError, match="exclude must be a list of dicts, not 3"):
         combos(((), {"numpy": ["1.0"], "exclude": 3}))
+
+
+def test_exclude_rules_that_leave_no_combination_are_an_error():
+    with pytest.raises(MarkerError) as excinfo:
+        combos(((), {"numpy": ["1.0", "2.0"], "exclude": [{"numpy": "1.0"}, {"numpy": "2.0.0"}]}))
+    assert str(excinfo.value) == (
+        "test_x.py::test_x: envmatrix exclude rules leave no combination (they exclude all 2); "
+        "remove the marker or loosen the rules"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["3.12", "3.12.1", "312", "cpython3.12", "CPython3.12", "pypy3.10", "python3.11", "py3.12", "graalpy24",
+     "3.13t", "python3.13t", "3.12-64", "cpython3.12-64-arm64", "3.12d", "/usr/bin/python3", " 3.12 "],
+)
+def test_python_accepts_the_interpreter_requests_people_write(value):
+    (c,) = combos(((), {"python": [value]}))
+    assert c.python == value.strip()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["--index-url=http://x", "3.11; touch x", "3.11 x", "python 3.11", "../bin/python", "python3.11/x",
+     "pyhton3.12", "3.12.1.5", "3.x", ">=3.11", "/opt/py[3]/bin/python"],
+)
+def test_python_rejects_what_is_not_an_interpreter_request(value):
+    with pytest.raises(MarkerError) as excinfo:
+        combos(((), {"python": [value]}))
+    message = str(excinfo.value)
+    assert message.startswith(f"test_x.py::test_x: envmatrix python: {value!r} is not an interpreter request")
+    assert "'3.12'" in message and "'pypy3.10'" in message
+
+
+@pytest.mark.parametrize("value", ["===1.0", ">=1,===2"])
+def test_arbitrary_equality_is_rejected_with_a_hint(value):
+    with pytest.raises(MarkerError) as excinfo:
+        combos(((), {"numpy": [value]}))
+    assert f"envmatrix axis 'numpy': {value!r} uses arbitrary equality ('===')" in str(excinfo.value)
+    assert str(excinfo.value).endswith(f"write {value.replace('===', '==')!r}")
+
+
+def test_python_values_that_give_one_id_are_rejected():
+    with pytest.raises(MarkerError, match=r"combinations 'py3.12' and 'py3.12' have the same id"):
+        combos(((), {"python": ["3.12", "py3.12"]}))
+
+
+@pytest.mark.parametrize(
+    "marks, message",
+    [
+        (
+            ((), {"numpy": ["1.26.4", "2.1.3"], "deps": ["numpy<2"]}),
+            "envmatrix deps: 'numpy<2' excludes numpy 2.1.3 (combination 'numpy-2.1.3'): that environment could never be installed",
+        ),
+        (
+            ((), {"numpy": ["1.26.4"], "deps": ["numpy @ https://example.invalid/numpy.whl"]}),
+            "envmatrix deps: 'numpy @ https://example.invalid/numpy.whl' installs numpy from a URL, "
+            "which conflicts with the axis 'numpy'",
+        ),
+    ],
+)
+def test_deps_that_conflict_with_an_axis_are_rejected(marks, message):
+    with pytest.raises(MarkerError) as excinfo:
+        combos(marks)
+    assert message in str(excinfo.value)
+
+
+def test_ini_deps_that_conflict_with_an_axis_are_named_as_such():
+    with pytest.raises(MarkerError, match=r"ini option envmatrix_deps: 'numpy>=2' excludes numpy 1.26.4"):
+        combos(((), {"numpy": ["1.26.4"]}), base_deps=["numpy>=2"])
+
+
+@pytest.mark.parametrize(
+    "deps",
+    [["numpy<3"], ["numpy[extra]"], ["numpy<2; python_version < '3'"], ["scipy<2"]],
+)
+def test_deps_on_an_axis_package_that_every_value_satisfies_are_fine(deps):
+    assert ids(((), {"numpy": ["1.26.4", "2.1.3", ">=2.2"], "deps": deps})) == [
+        "numpy-1.26.4", "numpy-2.1.3", "numpy->=2.2",
+    ]
+
+
+def test_deps_pinning_one_package_to_two_versions_are_rejected():
+    with pytest.raises(MarkerError) as excinfo:
+        combos(((), {"numpy": ["1.0"], "deps": ["attrs==23.2.0"]}), ((), {"deps": ["attrs>=24"]}))
+    assert str(excinfo.value) == (
+        "test_x.py::test_x: envmatrix deps: 'attrs>=24' excludes attrs 23.2.0, which envmatrix deps: "
+        "'attrs==23.2.0' pins: no environment of this test could ever be installed"
+    )
+
+
+def test_deps_that_agree_or_apply_under_markers_are_fine():
+    (c,) = combos(((), {"deps": ["attrs==23.2.0", "attrs>=23", "attrs<23; python_version < '3'", "attrs==23.*"]}))
+    assert c.id == ""
+
+
+def test_a_python_value_that_cannot_run_the_pinned_pytest_is_rejected():
+    matrix = build_matrix([((), {"python": ["3.9", "3.12"], "numpy": ["2.1.3"]})], where="test_x.py::test_x")
+    combinations = matrix.combinations()
+    with pytest.raises(MarkerError) as excinfo:
+        check_pytest_runs(combinations, "9.2.0", ">=3.10", where="test_x.py::test_x")
+    assert str(excinfo.value) == (
+        "test_x.py::test_x: envmatrix python: '3.9' cannot run pytest 9.2.0 (Requires-Python >=3.10), which every "
+        "environment gets unless the matrix names pytest: add deps=['pytest<9'] (or another pytest) to this test"
+    )
+
+
+@pytest.mark.parametrize(
+    "python, deps, requires",
+    [
+        (["3.10", "3.13", "pypy3.11", "3", "/usr/bin/python3"], [], ">=3.10"),
+        (["3.8"], [], ">=3.8.1"),  # some 3.8 satisfies it
+        (["3.9"], ["pytest<9"], ">=3.10"),  # the matrix names pytest: its own choice
+        (["3.9"], [], None),  # no Requires-Python to go by
+    ],
+)
+def test_python_values_the_pinned_pytest_may_run_on_are_fine(python, deps, requires):
+    marks = [((), {"python": python, "deps": deps} if deps else {"python": python})]
+    check_pytest_runs(build_matrix(marks, where="t").combinations(), "9.2.0", requires, where="t")

@@ -2,6 +2,8 @@
 
 import gc
 
+import pytest
+
 
 def test_plain_run_ignores_the_matrix(pytester, hermetic_installer):
     pytester.makepyfile(
@@ -474,3 +476,111 @@ def test_jobs_bound_the_children_and_the_next_environment_builds_meanwhile(fresh
     spans = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
     assert len(spans) == 3
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
+
+
+def test_exclude_rules_that_leave_no_combination_fail_collection_instead_of_skipping(matrix):
+    matrix.pytester.makepyfile(
+        test_all_excluded="""
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"], exclude=[{"emx_demo": "1.0"}, {"emx_demo": "2.0"}])
+        def test_nothing_left():
+            pass
+        """
+    )
+    for result in (matrix.run(), matrix.pytester.runpytest()):
+        result.assert_outcomes(errors=1)
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines(
+            ["*test_all_excluded.py::test_nothing_left: envmatrix exclude rules leave no combination (they exclude all 2)*"]
+        )
+        assert "NOTSET" not in result.stdout.str()
+
+
+def test_a_python_value_that_is_not_an_interpreter_request_fails_collection(matrix):
+    matrix.pytester.makepyfile(
+        test_bad_python="""
+        import pytest
+
+        @pytest.mark.envmatrix(python=["3.11", "--index-url=http://x"], emx_demo=["1.0"])
+        def test_py():
+            pass
+        """
+    )
+    for result in (matrix.run(), matrix.pytester.runpytest()):
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            ["*test_bad_python.py::test_py: envmatrix python: '--index-url=http://x' is not an interpreter request*"]
+        )
+
+
+MISSING_PYTHON = """
+import pytest
+
+@pytest.mark.envmatrix(python=["3.99"], emx_demo=["1.0"])
+def test_unreleased():
+    pass
+"""
+
+
+def test_a_missing_interpreter_is_a_skip_by_default_and_an_error_when_required(fresh_matrix):
+    fresh_matrix.pytester.makepyfile(test_missing=MISSING_PYTHON)
+    result = fresh_matrix.run("-rs")
+    result.assert_outcomes(skipped=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *envmatrix: python 3.99 was not found on this machine"])
+
+    result = fresh_matrix.run("--envmatrix-require-python")
+    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "envmatrix: installer *, every python required",
+            "*envmatrix: python 3.99 was not found on this machine, and --envmatrix-require-python (envmatrix_require_python) requires it*",
+        ]
+    )
+
+    fresh_matrix.pytester.makeini("[pytest]\nenvmatrix_require_python = true\n")
+    result = fresh_matrix.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_unreleased[[]py3.99-emx_demo-1.0[]]*", "envmatrix: python 3.99 was not found on this machine, *"])
+
+
+def test_deps_that_conflict_with_an_axis_fail_collection_before_anything_is_built(fresh_matrix):
+    fresh_matrix.pytester.makepyfile(
+        test_conflict="""
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"], deps=["emx-demo<2"])
+        def test_conflict():
+            pass
+        """
+    )
+    result = fresh_matrix.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_conflict.py::test_conflict: envmatrix deps: 'emx-demo<2' excludes emx-demo 2.0 (combination 'emx_demo-2.0')*"]
+    )
+    assert fresh_matrix.envs() == {}
+
+
+def test_a_python_value_that_cannot_run_the_parents_pytest_fails_collection(matrix):
+    matrix.pytester.makepyfile(
+        test_too_old="""
+        import pytest
+
+        @pytest.mark.envmatrix(python=["3.6"], emx_demo=["1.0"])
+        def test_old():
+            pass
+
+        @pytest.mark.envmatrix(python=["3.6"], emx_demo=["1.0"], deps=["pytest<7"])
+        def test_old_with_its_own_pytest():
+            pass
+        """
+    )
+    for result in (matrix.run("--envmatrix-list"), matrix.pytester.runpytest()):
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [f"*test_too_old.py::test_old: envmatrix python: '3.6' cannot run pytest {pytest.__version__} (Requires-Python *"]
+        )
+        assert "test_old_with_its_own_pytest" not in result.stdout.str()

@@ -11,6 +11,7 @@ import pytest
         ([], "envmatrix_timeout = soon", "ini option envmatrix_timeout: 'soon' is not a number of seconds"),
         ([], "envmatrix_deps =\n    numpy>>1", "ini option envmatrix_deps: 'numpy>>1' is not a valid requirement"),
         (["--envmatrix-prune"], "envmatrix_max_age_days = -1", "ini option envmatrix_max_age_days: -1 must be at least 0"),
+        ([], "envmatrix_require_python = maybe", "ini option envmatrix_require_python: invalid truth value 'maybe' (write true or false)"),
     ],
 )
 def test_bad_settings_are_usage_errors_naming_the_source(pytester, args, ini, message):

@@ -102,16 +102,17 @@ BAD_PLANS = {
     "a key a list": lambda plan: {**plan, "groups": [{**g, "key": [g["key"]]} for g in plan["groups"]]},
     "a label a number": lambda plan: {**plan, "groups": [{**g, "label": 5} for g in plan["groups"]]},
     "items null": lambda plan: {**plan, "groups": [{**g, "items": None} for g in plan["groups"]]},
-    "an item of numbers": lambda plan: {**plan, "groups": [{**g, "items": [[1, 2, 3, 4]]} for g in plan["groups"]]},
+    "an item of numbers": lambda plan: {**plan, "groups": [{**g, "items": [[1, 2, 3, 4, 5]]} for g in plan["groups"]]},
     "an item too short": lambda plan: {**plan, "groups": [{**g, "items": [["a"]]} for g in plan["groups"]]},
     "values a list": lambda plan: {
         **plan,
-        "groups": [{**g, "items": [[*i[:3], [["emx_demo", "1.0"]]] for i in g["items"]]} for g in plan["groups"]],
+        "groups": [{**g, "items": [[*i[:3], [["emx_demo", "1.0"]], *i[4:]] for i in g["items"]]} for g in plan["groups"]],
     },
-    "values a number": lambda plan: {**plan, "groups": [{**g, "items": [[*i[:3], 1] for i in g["items"]]} for g in plan["groups"]]},
+    "values a number": lambda plan: {**plan, "groups": [{**g, "items": [[*i[:3], 1, *i[4:]] for i in g["items"]]} for g in plan["groups"]]},
+    "collect_as a number": lambda plan: {**plan, "groups": [{**g, "items": [[*i[:4], 7] for i in g["items"]]} for g in plan["groups"]]},
     "a value a list": lambda plan: {
         **plan,
-        "groups": [{**g, "items": [[*i[:3], {"emx_demo": ["1.0"]}] for i in g["items"]]} for g in plan["groups"]],
+        "groups": [{**g, "items": [[*i[:3], {"emx_demo": ["1.0"]}, *i[4:]] for i in g["items"]]} for g in plan["groups"]],
     },
 }
 
