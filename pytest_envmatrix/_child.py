@@ -462,7 +462,7 @@ class ChildPlugin:
         self._send("logreport", report=self._serialize(report))
 
     def pytest_runtest_logfinish(self, nodeid, location):
-        self._send("logfinish", nodeid=nodeid)
+        self._send("logfinish", nodeid=self.reported_as.get(nodeid, nodeid))
 
     def pytest_warning_recorded(self, warning_message, when, nodeid, location):
         if when != "runtest":
