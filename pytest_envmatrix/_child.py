@@ -377,16 +377,49 @@ def _plain(value):
     return str(value)
 
 
+def _keywords(item):
+    """The names ``-k`` matches for ``item``, as pytest's keyword matcher gathers them."""
+    names = {node.name for node in item.listchain() if not isinstance(node, pytest.Session)}
+    names.update(item.listextrakeywords())
+    function = getattr(item, "function", None)
+    if function is not None:
+        names.update(function.__dict__)
+    names.update(mark.name for mark in item.iter_markers())
+    return names
+
+
+def _plain_kwargs(kwargs):
+    """A marker's keyword arguments, when they are plain values ``-m`` can match; else none."""
+    if all(isinstance(value, (str, int, float, bool, type(None))) for value in kwargs.values()):
+        return dict(kwargs)
+    return {}
+
+
+def _closest_first(item):
+    """The envmatrix markers from the function outwards (a class's own before its bases')."""
+    marks, current, group = [], None, []
+    for node, mark in item.iter_markers_with_node("envmatrix"):
+        if node is not current:
+            marks.extend(reversed(group) if isinstance(current, pytest.Class) else group)
+            current, group = node, []
+        group.append(mark)
+    marks.extend(reversed(group) if isinstance(current, pytest.Class) else group)
+    return marks
+
+
 class ChildPlugin:
     def __init__(self, plan):
         collect_as = plan.get("collect_as", {})
-        self.wanted = {collect_as.get(nodeid, nodeid) for nodeid in plan["nodeids"]}
+        self.wanted = {collect_as.get(nodeid, nodeid) for nodeid in plan.get("nodeids", ())}
         self.reported_as = {collected: nodeid for nodeid, collected in collect_as.items()}
-        self.combinations = plan["combinations"]
+        self.combinations = plan.get("combinations", {})
         self.events = open(plan["events"], "ab")
         self.config = None
         self.pid = os.getpid()
         self.requirements = plan.get("requirements", [])
+        # a whole combination: every test function of the paths runs in it (the suite-wide matrix)
+        self.suite = plan.get("suite")
+        self.selection_fd = plan.get("selection_fd")
 
     def _send(self, event, **data):
         if os.getpid() != self.pid:
@@ -434,7 +467,7 @@ class ChildPlugin:
         another fixture), which spares them a fixture setup per test (a third
         of a millisecond, as much as a trivial test costs in all).
         """
-        combination = self.combinations.get(metafunc.definition.nodeid)
+        combination = self.suite or self.combinations.get(metafunc.definition.nodeid)
         if combination is not None:
             if "envmatrix_combination" not in metafunc.fixturenames:
                 metafunc.fixturenames.append("envmatrix_combination")
@@ -442,17 +475,62 @@ class ChildPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items):
+        if self.suite is not None:
+            self._describe(items)
+            self.wanted = {self.collected_as.get(nodeid, nodeid) for nodeid in self._selection()}
         keep = [item for item in items if item.nodeid in self.wanted]
         drop = [item for item in items if item.nodeid not in self.wanted]
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
+    def _describe(self, items):
+        """Tell the parent what this combination collected, for it to make its items of.
+
+        A function was parametrized with the combination, so its node id is
+        the parent's already; any other item (a unittest method, a doctest)
+        gets the combination's id appended, and is reported under that id.
+        """
+        described = []
+        self.collected_as = {}
+        suffix = "[" + self.suite["id"] + "]"
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            ours = callspec is not None and "envmatrix_combination" in callspec.params
+            nodeid = item.nodeid if ours else item.nodeid + suffix
+            if not ours:
+                self.reported_as[item.nodeid] = nodeid
+                self.collected_as[nodeid] = item.nodeid
+            path, lineno, domain = item.location
+            described.append(
+                {
+                    "nodeid": nodeid,
+                    "definition": f"{item.parent.nodeid}::{item.originalname}" if ours else None,
+                    "collect_as": None if ours else item.nodeid,
+                    "location": [path, lineno, domain if ours else domain + suffix],
+                    "keywords": sorted(_keywords(item)),
+                    "markers": [[mark.name, _plain_kwargs(mark.kwargs)] for mark in item.iter_markers() if mark.name != "parametrize"],
+                    "envmatrix": [[_plain(list(mark.args)), _plain(dict(mark.kwargs))] for mark in _closest_first(item)],
+                }
+            )
+        self._send("items", items=described)
+
+    def _selection(self):
+        """The parent's choice among the described items; it writes it once it has applied -k, -m, --lf."""
+        if self.selection_fd is None:
+            return []
+        with os.fdopen(self.selection_fd, "rb") as pipe:
+            data = pipe.read()
+        try:
+            return json.loads(data.decode("utf-8")) if data else []
+        except ValueError:
+            return []
+
     def pytest_collection_finish(self, session):
         self._send("collected", nodeids=[self.reported_as.get(item.nodeid, item.nodeid) for item in session.items])
 
     def pytest_collectreport(self, report):
-        if report.failed:
+        if report.failed or report.skipped:
             self._send("collectreport", report=self._serialize(report))
 
     def pytest_runtest_logstart(self, nodeid, location):

@@ -22,6 +22,8 @@ from .matrix import Combination, MarkerError
 
 COMBINATION_ARG = "envmatrix_combination"
 COMBINATION_KEY = pytest.StashKey[Combination]()
+PROBLEM_KEY = pytest.StashKey[str]()  # why an item cannot run at all: it errors with this message
+SKIP_KEY = pytest.StashKey[str]()  # why an item is skipped without running (a python this machine lacks)
 MARKER = "envmatrix"
 
 
@@ -130,6 +132,9 @@ def unexpanded_reason(item: pytest.Item) -> str | None:
     hook) comes too late for any item; a marked item of a kind that cannot
     run in a combination would have failed collection, had it been marked then.
     """
+    problem = item.stash.get(PROBLEM_KEY, None)
+    if problem is not None:
+        return problem
     if item.get_closest_marker(MARKER) is None:
         return None
     if type(item) is pytest.Function or isinstance(item, TestCaseFunction):

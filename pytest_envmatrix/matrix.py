@@ -479,6 +479,57 @@ def check_pytest_runs(combinations: Iterable[Combination], pytest_version: str, 
             )
 
 
+def parse_axis(text: str, source: str) -> tuple[str, list[str]]:
+    """``numpy=1.26.4,2.0.2`` (a command-line or ini axis) → ``("numpy", ["1.26.4", "2.0.2"])``.
+
+    Values are separated by commas; a specifier of several clauses stays one
+    value (``numpy=>=2,<2.2,1.26.4`` is ``>=2,<2.2`` and ``1.26.4``): a piece
+    that starts with an operator continues a previous piece that did.
+    """
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not rest.strip():
+        raise MarkerError(f"{source}: {text!r} is not an axis: write name=version,version (e.g. numpy=1.26.4,2.1.3)")
+    values: list[str] = []
+    for piece in (part.strip() for part in rest.split(",")):
+        if not piece:
+            raise MarkerError(f"{source}: {text!r} has an empty value")
+        if values and piece[0] in "<>=!~" and values[-1][0] in "<>=!~":
+            values[-1] += "," + piece
+        else:
+            values.append(piece)
+    return name, values
+
+
+def suite_matrix(command_line: Iterable[str], ini: Iterable[str]) -> Matrix | None:
+    """The matrix every test runs in; None when no axis is given.
+
+    An axis on the command line replaces the ini file's axis of the same
+    name (to try one version without editing the file); a name given twice
+    in one place is an error.
+    """
+    named: dict[str, list[str]] = {}
+    for texts, source in ((command_line, "--envmatrix-axis"), (ini, "ini option envmatrix_axes")):
+        given: set[str] = set()
+        for text in texts:
+            if not text.strip():
+                continue
+            name, values = parse_axis(text.strip(), source)
+            key = PYTHON_AXIS if name == PYTHON_AXIS else _canonical_name(name, source)
+            if key in given:
+                raise MarkerError(f"{source}: axis {name!r} is given twice")
+            given.add(key)
+            if not any(_same_axis(key, other) for other in named):
+                named[name] = values
+    if not named:
+        return None
+    return build_matrix([((), named)], where="the suite-wide matrix")
+
+
+def _same_axis(key: str, name: str) -> bool:
+    return key == (PYTHON_AXIS if name == PYTHON_AXIS else canonicalize_name(name))
+
+
 def validate_requirement_lines(lines: Iterable[str], source: str) -> list[str]:
     """Check requirement lines from configuration; the error names ``source``."""
     out = []

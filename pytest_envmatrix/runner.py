@@ -48,6 +48,8 @@ class ChildOutcome:
     failed: bool = False  # it sent a failed report (test or collection)
     unexpected: list[str] = field(default_factory=list)  # node ids it reported that nobody asked for
     foreign: list[str] = field(default_factory=list)  # requirements the child found unmet in its environment
+    described: list[dict] | None = None  # a suite child's description of the items it collected
+    collect_skips: list = field(default_factory=list)  # a suite child's skipped CollectReports (module-level skips)
     forked: dict = field(default_factory=dict)  # pid of a forked copy that ran pytest on → [(nodeid, outcome)]
     collect_errors: list = field(default_factory=list)  # failed CollectReports
     collected: list[str] | None = None  # node ids the child selected; None if it never got there
@@ -112,6 +114,34 @@ def forwarded_args(config: pytest.Config) -> list[str]:
     return args
 
 
+def collection_args(config: pytest.Config) -> list[str]:
+    """The parent's options that decide what a child collecting the whole suite finds.
+
+    Selection (``-k``, ``-m``, ``--lf``, ``--deselect``) stays with the
+    parent, which applies it to the items the children describe.
+    """
+    opt = config.option
+    args = []
+    for path in getattr(opt, "ignore", None) or []:
+        args.append(f"--ignore={path}")
+    for pattern in getattr(opt, "ignore_glob", None) or []:
+        args.append(f"--ignore-glob={pattern}")
+    for pattern in getattr(opt, "doctestglob", None) or []:
+        args.append(f"--doctest-glob={pattern}")
+    for flag, on in (
+        ("--doctest-modules", getattr(opt, "doctestmodules", False)),
+        ("--pyargs", getattr(opt, "pyargs", False)),
+        ("--keep-duplicates", getattr(opt, "keepduplicates", False)),
+        ("--collect-in-virtualenv", getattr(opt, "collect_in_virtualenv", False)),
+        ("--noconftest", getattr(opt, "noconftest", False)),
+    ):
+        if on:
+            args.append(flag)
+    if getattr(opt, "confcutdir", None):
+        args.append(f"--confcutdir={opt.confcutdir}")
+    return args
+
+
 class _EventFile:
     """Reads the events a child appends, as they arrive; an event still being written waits for its end."""
 
@@ -160,83 +190,179 @@ def run_child(
     running: set | None = None,
     stopping: Callable[[], bool] | None = None,
 ) -> ChildOutcome:
-    """Run ``items`` in one child process in ``env``.
-
-    ``on_item_done(nodeid, reports, warnings)`` is called, from the calling
-    thread, once an item's reports are complete (see :class:`_Reading`);
-    the last item the child finished is not handed on but returned in
-    ``ChildOutcome.last``, for the caller to weigh against how the child
-    ended. ``on_item_late(nodeid, reports)`` gets reports for an item already
-    handed on. With ``timeout``, a child that spends longer than that on one
-    item (or before its first) is killed together with everything it
-    started, and ``timed_out`` is set. Once ``stopping()`` is true, the child
-    is ended at once.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
-    events_path = workdir / "events.bin"
-    events_path.write_bytes(b"")
-    paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
+    """Run ``items`` in one child process in ``env``; see :meth:`Child.finish`."""
     plan = {
         "nodeids": [item.nodeid for item in items],
         "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items if not i.collect_as},
         "collect_as": {i.nodeid: i.collect_as for i in items if i.collect_as},
-        "events": str(events_path),
-        "requirements": [requirement_check(text) for text in env.requirements],
-        "cwd_on_sys_path": cwd_on_sys_path,
-        "args": [*paths, *forwarded_args(config), "--basetemp", str(basetemp)],
     }
-    plan_path = workdir / "plan.json"
-    plan_path.write_text(json.dumps(plan), encoding="utf-8")
+    paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
+    child = Child(config, env, plan, paths, workdir, basetemp, cwd_on_sys_path, running)
+    return child.finish({item.nodeid for item in items}, on_item_done, on_item_late, timeout, stopping)
 
-    child_env = child_environment(env)
 
-    capture = config.option.capture != "no"
-    output_path = workdir / "output.txt"
-    outcome = ChildOutcome()
-    events = _EventFile(events_path)
-    with open(output_path, "wb") as output:
-        proc = subprocess.Popen(
-            [str(env.python), str(CHILD_SCRIPT), str(plan_path)],
-            cwd=str(config.invocation_params.dir),
-            env=supervisor_environment(child_env),
-            stdin=subprocess.DEVNULL,
-            stdout=output if capture else None,
-            stderr=subprocess.STDOUT if capture else None,
-            # its own process group: a terminal's Ctrl-C reaches only the parent, which ends the
-            # child and everything the child started, together
-            start_new_session=True,
-        )
-    if running is not None:
-        running.add(proc)
-    reading = _Reading(config, outcome, {item.nodeid for item in items}, on_item_done, on_item_late)
-    try:
-        phase_start = time.monotonic()
-        while True:
-            for event in events.read():
-                if reading.handle(event):
-                    phase_start = time.monotonic()
-            if proc.poll() is not None:
-                break
-            if stopping is not None and stopping():
-                break
-            if timeout is not None and time.monotonic() - phase_start > timeout:
-                outcome.timed_out = True
-                end(proc)
-                break
-            time.sleep(_POLL_SECONDS)
-        for event in events.read():
-            reading.handle(event)
-    finally:
-        if proc.poll() is None:
-            end(proc)
-        events.close()
+class Child:
+    """One child pytest in one environment, from its start to its end.
+
+    A child given node ids (``plan["nodeids"]``) runs them at once. A child
+    given a whole combination (``plan["suite"]``) collects the paths itself,
+    describes what it collected (:meth:`collected`), and waits until the
+    parent has selected among those items (:meth:`select`) before it runs
+    them: the parent then never imports a test module.
+    """
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        env: BuiltEnv,
+        plan: dict,
+        paths: Sequence[str],
+        workdir: Path,
+        basetemp: Path,
+        cwd_on_sys_path: bool,
+        running: set | None = None,
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
+        events_path = workdir / "events.bin"
+        events_path.write_bytes(b"")
+        self._selection = None
+        pass_fds = ()
+        if "suite" in plan:
+            read_end, self._selection = os.pipe()
+            pass_fds = (read_end,)
+            plan = {**plan, "selection_fd": read_end}
+        plan = {
+            **plan,
+            "events": str(events_path),
+            "requirements": [requirement_check(text) for text in env.requirements],
+            "cwd_on_sys_path": cwd_on_sys_path,
+            "args": [*paths, *forwarded_args(config), "--basetemp", str(basetemp)],
+        }
+        plan_path = workdir / "plan.json"
+        plan_path.write_text(json.dumps(plan), encoding="utf-8")
+        self.config = config
+        self.capture = config.option.capture != "no"
+        self.output_path = workdir / "output.txt"
+        self.outcome = ChildOutcome()
+        self.running = running
+        self._events = _EventFile(events_path)
+        try:
+            with open(self.output_path, "wb") as output:
+                self.proc = subprocess.Popen(
+                    [str(env.python), str(CHILD_SCRIPT), str(plan_path)],
+                    cwd=str(config.invocation_params.dir),
+                    env=supervisor_environment(child_environment(env)),
+                    stdin=subprocess.DEVNULL,
+                    stdout=output if self.capture else None,
+                    stderr=subprocess.STDOUT if self.capture else None,
+                    # its own process group: a terminal's Ctrl-C reaches only the parent, which ends the
+                    # child and everything the child started, together
+                    start_new_session=True,
+                    pass_fds=pass_fds,
+                )
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         if running is not None:
-            running.discard(proc)
-    reading.end()
-    outcome.returncode = proc.returncode
-    outcome.output = output_path.read_text(encoding="utf-8", errors="replace") if capture else ""
-    return outcome
+            running.add(self.proc)
+        self._reading = _Reading(config, self.outcome, set(), None, None)
+
+    def collected(self, timeout: float | None = None, stopping: Callable[[], bool] | None = None) -> list[dict] | None:
+        """What a suite child collected (one description per item), once it has; None if it ended first.
+
+        A child that takes longer than ``timeout`` to collect is ended, with ``timed_out`` set.
+        """
+        start = time.monotonic()
+        while self.outcome.described is None:
+            for event in self._events.read():
+                self._reading.handle(event)
+            if self.outcome.described is not None:
+                break
+            if timeout is not None and time.monotonic() - start > timeout:
+                self.outcome.timed_out = True
+                end(self.proc)
+            if self.proc.poll() is not None or (stopping is not None and stopping()):
+                for event in self._events.read():
+                    self._reading.handle(event)
+                return self.outcome.described
+            time.sleep(_POLL_SECONDS)
+        return self.outcome.described
+
+    def select(self, nodeids: Sequence[str]) -> None:
+        """Tell a suite child which of its items to run (the ids it described); the rest it deselects."""
+        if self._selection is None:
+            return
+        data = json.dumps(list(nodeids)).encode("utf-8")
+        try:
+            with open(self._selection, "wb", closefd=True) as pipe:
+                pipe.write(data)
+        except OSError:
+            pass  # the child is gone: finish() says how it ended
+        self._selection = None
+
+    def abandon(self) -> None:
+        """End a child nobody will run: it is killed with what it started."""
+        self.select([])
+        if self.proc.poll() is None:
+            end(self.proc)
+        self._close()
+
+    def finish(
+        self,
+        planned: set[str],
+        on_item_done: Callable[[str, list, list], None],
+        on_item_late: Callable[[str, list], None],
+        timeout: float | None = None,
+        stopping: Callable[[], bool] | None = None,
+    ) -> ChildOutcome:
+        """Read the child to its end and say how it went.
+
+        ``on_item_done(nodeid, reports, warnings)`` is called, from the
+        calling thread, once an item's reports are complete (see
+        :class:`_Reading`); the last item the child finished is not handed
+        on but returned in ``ChildOutcome.last``, for the caller to weigh
+        against how the child ended. ``on_item_late(nodeid, reports)`` gets
+        reports for an item already handed on. With ``timeout``, a child
+        that spends longer than that on one item (or before its first) is
+        killed together with everything it started, and ``timed_out`` is
+        set. Once ``stopping()`` is true, the child is ended at once.
+        """
+        reading, proc, outcome = self._reading, self.proc, self.outcome
+        reading.planned, reading.on_item_done, reading.on_item_late = planned, on_item_done, on_item_late
+        try:
+            phase_start = time.monotonic()
+            while True:
+                for event in self._events.read():
+                    if reading.handle(event):
+                        phase_start = time.monotonic()
+                if proc.poll() is not None:
+                    break
+                if stopping is not None and stopping():
+                    break
+                if timeout is not None and time.monotonic() - phase_start > timeout:
+                    outcome.timed_out = True
+                    end(proc)
+                    break
+                time.sleep(_POLL_SECONDS)
+            for event in self._events.read():
+                reading.handle(event)
+        finally:
+            if proc.poll() is None:
+                end(proc)
+            self._close()
+        reading.end()
+        outcome.returncode = proc.returncode
+        outcome.output = self.output_path.read_text(encoding="utf-8", errors="replace") if self.capture else ""
+        return outcome
+
+    def _close(self) -> None:
+        if self._selection is not None:
+            os.close(self._selection)
+            self._selection = None
+        self._events.close()
+        if self.running is not None:
+            self.running.discard(self.proc)
 
 
 class _Reading:
@@ -292,8 +418,15 @@ class _Reading:
         if kind == "logreport":
             self._add(self._report(event["report"]))
         elif kind == "collectreport":
-            self.outcome.collect_errors.append(self._report(event["report"]))
-            self.outcome.failed = True
+            report = self._report(event["report"])
+            if report.skipped:
+                self.outcome.collect_skips.append(report)
+            else:
+                self.outcome.collect_errors.append(report)
+                self.outcome.failed = True
+        elif kind == "items":
+            self.outcome.described = event["items"]
+            return True
         elif kind == "collected":
             self.outcome.collected = event["nodeids"]
             return True

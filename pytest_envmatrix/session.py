@@ -30,15 +30,15 @@ from pathlib import Path
 
 import pytest
 
-from . import verdict
+from . import suite, verdict
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
-from .items import collected_as, combination_of, unexpanded_reason
-from .matrix import EnvSpec
+from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
+from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .recipe import Recipe, detect_project
-from .runner import ChildOutcome, PlannedItem, python_sees_cwd, run_child
+from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child
 from .settings import Settings
 
 _CWD_ON_SYS_PATH = python_sees_cwd()
@@ -166,7 +166,7 @@ class EnvMatrixSession:
         self._run_slots = threading.BoundedSemaphore(settings.jobs)  # children under way, early ones included
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
-        self.unexpanded: dict[str, str] = {}  # node id → why this marked item got no combination
+        self.unexpanded: dict[str, pytest.TestReport] = {}  # node id → the report of an item that cannot run here
         self.project = detect_project(config.rootpath, settings.project)
         self.plans = PlanStore(settings.cache_dir, config)
         self._early: list[EarlyRun] = []
@@ -174,6 +174,7 @@ class EnvMatrixSession:
         self._basetemp_path: Path | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._running: set = set()  # child processes under way
+        self._suite_children: dict[EnvSpec, tuple[BuiltEnv, Child]] = {}  # collected, waiting for their selection
         self.tally = Tally()
         self._frozen = False
         # cleanups run last registered first: registered here, during our pytest_configure, which
@@ -193,6 +194,7 @@ class EnvMatrixSession:
             or config.option.collectonly
             or hasattr(config, "workerinput")
             or _xdist_distributes(config)
+            or self.settings.suite is not None
         ):
             return
         for planned in self.plans.load():
@@ -257,6 +259,11 @@ class EnvMatrixSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
+        if self.settings.suite is not None and self.settings.enabled and _xdist_distributes(config):
+            raise pytest.UsageError(
+                "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: "
+                "drop -n; the environments already run side by side (--envmatrix-jobs)"
+            )
         if _xdist_distributes(config) and config.getoption("dist") == "load":
             # one environment is one child run: send all of its items to the same worker
             config.option.dist = "loadgroup"
@@ -276,6 +283,84 @@ class EnvMatrixSession:
                 if combination is not None:
                     item.add_marker(pytest.mark.xdist_group(_xdist_group(combination.env)))
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session):
+        """With a suite-wide matrix, the children collect: this process imports no test module."""
+        if self.settings.suite is None or not self.settings.enabled:
+            return None
+        if self.settings.list_only:
+            return None  # the marked tests are listed as usual; _print_matrix adds the suite's environments
+        combinations = self.settings.suite.combinations(self.settings.deps)
+        self._basetemp()  # here: pytest's factory is not safe to call from several threads
+        executor = self._executor_for(len(combinations))
+        jobs = [executor.submit(self._collect_in, session, combination, index) for index, combination in enumerate(combinations)]
+        per_combination, skips = [], []
+        for combination, job in zip(combinations, jobs):
+            items, combination_skips = job.result()
+            per_combination.append(items)
+            skips.extend(combination_skips)
+        items = suite.in_order(per_combination)
+        for report in skips:
+            session.ihook.pytest_collectreport(report=report)
+        session.ihook.pytest_collectreport(report=pytest.CollectReport("", "passed", None, items))
+        session.items = items
+        self.config.hook.pytest_collection_modifyitems(session=session, config=self.config, items=items)
+        self.config.hook.pytest_collection_finish(session=session)
+        session.testscollected = len(items)
+        return True
+
+    def _collect_in(self, session: pytest.Session, combination: Combination, index: int) -> tuple[list[pytest.Item], list]:
+        """One combination's items (and module-level skips): its environment built, its child collected.
+
+        Never raises: what goes wrong becomes an item that errors (or skips) with the reason.
+        """
+        try:
+            recipe = self._recipe(combination.env)
+        except InterpreterNotFound as exc:
+            item = suite.problem_item(session, combination)
+            if self.settings.require_python:
+                item.stash[PROBLEM_KEY] = f"envmatrix: {exc}, and --envmatrix-require-python (envmatrix_require_python) requires it"
+            else:
+                item.stash[SKIP_KEY] = f"envmatrix: {exc}"
+            return [item], []
+        try:
+            env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
+        except (BuildError, BuildStopped) as exc:
+            self.tally.failed += 1
+            item = suite.problem_item(session, combination)
+            item.stash[PROBLEM_KEY] = f"envmatrix: could not build the environment for {combination.env.label}\n{exc}"
+            return [item], []
+        self.tally.count(env)
+        child = Child(
+            self.config,
+            env,
+            {"suite": {"id": combination.id, "values": combination.values()}},
+            # a module that cannot be collected in this combination is an error item of its own, and
+            # the rest of the combination still runs
+            [*self.config.args, *collection_args(self.config), "--continue-on-collection-errors"],
+            workdir=self._workdir() / f"suite{index}",
+            basetemp=self._basetemp() / f"suite{index}",
+            cwd_on_sys_path=_CWD_ON_SYS_PATH,
+            running=self._running,
+        )
+        described = child.collected(self.settings.timeout, self._stopping.is_set)
+        if described is None:
+            outcome = child.finish(set(), lambda *_: None, lambda *_: None)
+            item = suite.problem_item(session, combination)
+            item.stash[PROBLEM_KEY] = verdict.collection_failed(outcome, combination.id, self.settings.timeout)
+            return [item], []
+        outcome = child.outcome
+        items, errors = suite.make_items(session, combination, described, self.settings.suite)
+        for item in items:
+            if item.nodeid in errors:
+                item.stash[PROBLEM_KEY] = errors[item.nodeid]
+        for report in outcome.collect_errors:
+            item = suite.problem_item(session, combination, report.nodeid)
+            item.stash[PROBLEM_KEY] = f"envmatrix: could not collect {report.nodeid} in {combination.id}\n{report.longrepr}"
+            items.append(item)
+        self._suite_children[combination.env] = (env, child)
+        return items, [suite.skip_report(report, combination) for report in outcome.collect_skips]
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Group the items that survived selection (-k, -m, --lf, ...) by environment."""
         self.groups.clear()
@@ -283,9 +368,12 @@ class EnvMatrixSession:
         for item in session.items:
             combination = combination_of(item)
             if combination is None:
+                skip = item.stash.get(SKIP_KEY, None)
                 reason = unexpanded_reason(item)
-                if reason is not None:
-                    self.unexpanded[item.nodeid] = reason
+                if skip is not None:
+                    self.unexpanded[item.nodeid] = verdict.skipped(item, skip)
+                elif reason is not None:
+                    self.unexpanded[item.nodeid] = verdict.error(item, reason)
                 continue
             group = self.groups.get(combination.env)
             if group is None:
@@ -324,11 +412,39 @@ class EnvMatrixSession:
         for group in self.groups.values():  # in order of first appearance: the first items come first
             if not group.started:  # else an early child runs it already
                 group.started = True
-                executor.submit(self._run_group, group)
+                collected = self._suite_children.pop(group.spec, None)
+                if collected is not None:
+                    group.env, group.prepared = collected[0], True
+                    executor.submit(self._run_suite_group, group, collected[1])
+                else:
+                    executor.submit(self._run_group, group)
+        self._abandon_suite_children()
+
+    def _abandon_suite_children(self) -> None:
+        """End the children whose items were all deselected: nothing of theirs will run."""
+        for _, child in self._suite_children.values():
+            child.abandon()
+        self._suite_children.clear()
+
+    def _run_suite_group(self, group: EnvGroup, child: Child) -> None:
+        """Tell a child that collected the suite which of its items to run, then read it like any other."""
+        try:
+            given = {child_nodeid(item) for item in group.items}
+            with self._run_slots:
+                if self._stopping.is_set():
+                    child.abandon()
+                    return
+                child.select(sorted(given))
+                group.runs += 1
+                outcome = child.finish(given, group.results.put, group.results.add, self.settings.timeout, self._stopping.is_set)
+            self._run_items(group, group.env, group.items, first=(outcome, given))
+        except Exception:
+            self._fail_rest(group, f"envmatrix: internal error while running {group.spec.label}\n{traceback.format_exc()}")
 
     def _stop(self) -> None:
         """End work nobody will replay (after -x, or an interrupt): queued groups and live children."""
         self._stopping.set()
+        self._abandon_suite_children()
         for early in self._early:
             if not early.decided.is_set():
                 early.decide(None)
@@ -367,9 +483,9 @@ class EnvMatrixSession:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
         combination = combination_of(item)
         if combination is None:
-            reason = self.unexpanded.get(item.nodeid)
-            if reason is not None:  # it would run here, in the wrong environment: it errors instead
-                self._replay(item, [verdict.error(item, reason)], [])
+            report = self.unexpanded.get(item.nodeid)
+            if report is not None:  # it would run here, in the wrong environment: it errors (or skips) instead
+                self._replay(item, [report], [])
                 return True
             return None
         group = self.groups[combination.env]
@@ -614,6 +730,8 @@ class EnvMatrixSession:
 
 
 def _planned(item: pytest.Item) -> PlannedItem:
+    if isinstance(item, suite.SuiteItem):
+        return item.planned
     combination = combination_of(item)
     assert combination is not None
     definition = f"{item.parent.nodeid}::{item.originalname}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .installer import LINK_MODES, IndexOptions, Installer, resolve_installer
-from .matrix import MarkerError, validate_requirement_lines
+from .matrix import MarkerError, Matrix, suite_matrix, validate_requirement_lines
 
 CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
 
@@ -40,6 +40,11 @@ HELP_REQUIRE_PYTHON = (
     "make a python=[...] interpreter that is not found on this machine an error on its items, not a skip "
     "(for CI, where every interpreter must run)"
 )
+HELP_AXIS = (
+    "with --envmatrix, run every collected test once per value of this axis (repeatable, one package or "
+    "python per use: numpy=1.26.4,2.1.3), each environment collecting the tests itself"
+)
+HELP_AXES = "the suite-wide matrix: one axis per line (numpy=1.26.4,2.1.3), as --envmatrix-axis"
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
 
@@ -58,6 +63,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
     group.addoption("--envmatrix-timeout", metavar="SECONDS", type=float, default=None, help=HELP_TIMEOUT)
     # default None, not False: absent from the command line, the ini option decides
+    group.addoption("--envmatrix-axis", metavar="NAME=V1,V2", action="append", default=[], help=HELP_AXIS)
     group.addoption("--envmatrix-require-python", action="store_true", default=None, help=HELP_REQUIRE_PYTHON)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
@@ -67,6 +73,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
     parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
+    parser.addini("envmatrix_axes", HELP_AXES, type="linelist", default=[])
     parser.addini("envmatrix_require_python", HELP_REQUIRE_PYTHON, type="bool", default=False)
 
 
@@ -83,6 +90,7 @@ class Settings:
     jobs: int
     timeout: float | None
     require_python: bool = False  # a missing interpreter errors its items instead of skipping them
+    suite: Matrix | None = None  # the suite-wide matrix (--envmatrix-axis, envmatrix_axes), if any
 
     @property
     def expands(self) -> bool:
@@ -96,6 +104,7 @@ class Settings:
         list_only = opt.envmatrix_list
         try:
             deps = validate_requirement_lines(config.getini("envmatrix_deps"), "ini option envmatrix_deps")
+            suite = suite_matrix(opt.envmatrix_axis, config.getini("envmatrix_axes"))
         except MarkerError as exc:
             raise pytest.UsageError(str(exc)) from None
         choice = opt.envmatrix_installer or config.getini("envmatrix_installer").strip() or "auto"
@@ -120,6 +129,7 @@ class Settings:
             jobs=_jobs(config),
             timeout=_timeout(config),
             require_python=_require_python(config),
+            suite=suite,
         )
 
 

@@ -75,6 +75,17 @@ def settle(
     return out
 
 
+def collection_failed(outcome: ChildOutcome, label: str, timeout: float | None) -> str:
+    """Why a child that was to collect the suite in ``label`` described nothing."""
+    if outcome.foreign:
+        head = f"envmatrix: the environment for {label} does not hold its combination: " + "; ".join(outcome.foreign)
+    elif outcome.timed_out:
+        head = f"envmatrix: the child pytest in {label} did not finish collecting within {timeout:g} s"
+    else:
+        head = f"envmatrix: the child pytest in {label} ended before it had collected the tests: {outcome.death()}"
+    return _explain(head, outcome)
+
+
 def restart_note(outcome: ChildOutcome, item: pytest.Item, label: str, remaining: int) -> str:
     ended = "timed out" if outcome.timed_out else f"crashed ({outcome.death()})"
     return f"{label}: the child {ended} on {item.nodeid}; restarted it on the {remaining} remaining test(s)"

@@ -1,0 +1,116 @@
+"""A suite-wide matrix: every test of an unmarked suite in every combination, collected inside each environment.
+
+The parent running these tests does not have emx_demo: test modules that
+import it at the top could not even be imported here.
+"""
+
+import pytest
+
+
+@pytest.fixture
+def suite(matrix):
+    matrix.pytester.makepyfile(
+        test_stats="""
+        import emx_demo
+        import pytest
+
+        def test_version_is_the_combinations(envmatrix_combination):
+            assert emx_demo.__version__ == envmatrix_combination["emx_demo"]
+
+        def test_answer_is_two():
+            assert emx_demo.answer() == 2
+
+        @pytest.mark.parametrize("n", range(emx_demo.answer()))
+        def test_one_per_major(n):
+            pass
+        """
+    )
+    return matrix
+
+
+def test_every_test_runs_in_every_combination_and_the_parent_imports_none(suite):
+    result = suite.run("-v", "--envmatrix-axis=emx_demo=1.0,2.0")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_stats.py::test_version_is_the_combinations[[]emx_demo-1.0[]] PASSED*",
+            "*test_stats.py::test_version_is_the_combinations[[]emx_demo-2.0[]] PASSED*",
+            "*test_stats.py::test_answer_is_two[[]emx_demo-1.0[]] FAILED*",
+            "*test_stats.py::test_answer_is_two[[]emx_demo-2.0[]] PASSED*",
+            # collected with each combination's own version: one item for 1.0, two for 2.0
+            "*test_stats.py::test_one_per_major[[]emx_demo-1.0-0[]] PASSED*",
+            "*test_stats.py::test_one_per_major[[]emx_demo-2.0-0[]] PASSED*",
+            "*test_stats.py::test_one_per_major[[]emx_demo-2.0-1[]] PASSED*",
+        ]
+    )
+    result.assert_outcomes(passed=6, failed=1)
+    result.stdout.fnmatch_lines(["*assert 1 == 2*"])
+    with pytest.raises(ImportError):
+        import emx_demo  # noqa: F401  (the claim above: the parent lacks it)
+
+
+def test_k_selects_among_the_childrens_items(suite):
+    result = suite.run("-v", "--envmatrix-axis=emx_demo=1.0,2.0", "-k", "answer and 2.0")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*collected 7 items / 6 deselected / 1 selected*"])
+
+
+def test_last_failed_reruns_only_the_failure(suite):
+    suite.run("--envmatrix-axis=emx_demo=1.0,2.0", "-p", "cacheprovider").assert_outcomes(passed=6, failed=1)
+    result = suite.run("-v", "--envmatrix-axis=emx_demo=1.0,2.0", "--lf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*test_answer_is_two[[]emx_demo-1.0[]] FAILED*"])
+
+
+def test_axes_from_the_ini_file(suite):
+    suite.pytester.makeini(
+        """
+        [pytest]
+        envmatrix_axes =
+            emx_demo=1.0,3.0
+        """
+    )
+    result = suite.run("-v")
+    result.assert_outcomes(passed=6, failed=2)
+    result.stdout.fnmatch_lines_random(["*test_answer_is_two[[]emx_demo-3.0[]] FAILED*", "*test_one_per_major[[]emx_demo-3.0-2[]] PASSED*"])
+
+
+def test_a_module_level_skip_and_an_import_error_are_the_combinations_own(matrix):
+    matrix.pytester.makepyfile(
+        test_new_api="""
+        import pytest
+
+        emx_demo = pytest.importorskip("emx_demo", minversion="2.0")
+
+        def test_new():
+            assert emx_demo.answer() >= 2
+        """,
+        test_broken_on_3="""
+        import emx_demo
+
+        if emx_demo.answer() == 3:
+            raise ImportError("this module does not work with emx-demo 3")
+
+        def test_fine():
+            pass
+        """,
+    )
+    result = matrix.run("-v", "-rs", "--envmatrix-axis=emx_demo=1.0,2.0,3.0")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_new_api.py::test_new[[]emx_demo-2.0[]] PASSED*",
+            "*test_new_api.py::test_new[[]emx_demo-3.0[]] PASSED*",
+            "*test_broken_on_3.py::test_fine[[]emx_demo-1.0[]] PASSED*",
+            "*test_broken_on_3.py::test_fine[[]emx_demo-2.0[]] PASSED*",
+            "*test_broken_on_3.py[[]emx_demo-3.0[]] ERROR*",
+            "SKIPPED [[]1[]] test_new_api.py:*emx_demo*2.0*(in emx_demo-1.0)",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*could not collect test_broken_on_3.py in emx_demo-3.0*", "*this module does not work with emx-demo 3*"])
+    result.assert_outcomes(passed=4, skipped=1, errors=1)
+
+
+def test_a_combination_that_cannot_be_built_errors_once_and_the_rest_runs(suite):
+    result = suite.run("-v", "--envmatrix-axis=emx_demo=2.0,9.9")
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*envmatrix[[]emx_demo-9.9[]] ERROR*"])
+    result.stdout.fnmatch_lines(["*could not build the environment for emx-demo==9.9*"])
