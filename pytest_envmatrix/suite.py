@@ -99,15 +99,29 @@ def skip_report(report: pytest.CollectReport, combination: Combination) -> pytes
 
 
 def in_order(per_combination: Sequence[Sequence[SuiteItem]]) -> list[SuiteItem]:
-    """All combinations' items in one list: file by file, each test's combinations together."""
+    """All combinations' items in one list: in source order, each test's combinations together.
+
+    Files come in the order collection met them, tests within a file by
+    their line (a test that only one combination collected takes its place
+    among the others), and a test's combinations follow each other.
+    """
     files: dict[str, int] = {}
+    tests: dict[str, int] = {}
     keyed = []
     for index, items in enumerate(per_combination):
-        for position, item in enumerate(items):
+        for item in items:
             file = item.nodeid.split("::", 1)[0]
-            files.setdefault(file, len(files))
-            keyed.append(((files[file], position, index), item))
+            line = item.reportinfo()[1]
+            test = tests.setdefault(_test_of(item), len(tests))
+            key = (files.setdefault(file, len(files)), -1 if line is None else line, test, index)
+            keyed.append((key, item))
     return [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
+
+
+def _test_of(item: SuiteItem) -> str:
+    """The item's node id without its combination: the same test in every combination."""
+    combination = item.planned.combination_id
+    return item.nodeid.replace(f"[{combination}]", "").replace(f"[{combination}-", "[")
 
 
 def _item(session, nodeid, location, planned, keywords, markers) -> SuiteItem:

@@ -114,3 +114,101 @@ def test_a_combination_that_cannot_be_built_errors_once_and_the_rest_runs(suite)
     result.assert_outcomes(passed=4, errors=1)
     result.stdout.fnmatch_lines(["*envmatrix[[]emx_demo-9.9[]] ERROR*"])
     result.stdout.fnmatch_lines(["*could not build the environment for emx-demo==9.9*"])
+
+
+def test_a_marker_narrows_the_suite_wide_matrix_for_its_test(matrix):
+    matrix.pytester.makepyfile(
+        test_narrow="""
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["2.0"])
+        def test_only_on_two():
+            import emx_demo
+            assert emx_demo.answer() == 2
+
+        def test_everywhere():
+            pass
+
+        @pytest.mark.envmatrix(emx_demo=["1.5"])
+        def test_outside_the_suite():
+            pass
+        """
+    )
+    result = matrix.run("-v", "--envmatrix-axis=emx_demo=1.0,2.0")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*::test_only_on_two[[]emx_demo-2.0[]] PASSED*",
+            "*::test_everywhere[[]emx_demo-1.0[]] PASSED*",
+            "*::test_everywhere[[]emx_demo-2.0[]] PASSED*",
+            "*::test_outside_the_suite[[]emx_demo-1.0[]] ERROR*",
+        ]
+    )
+    assert "test_only_on_two[emx_demo-1.0]" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*emx_demo='1.5' is not among the suite-wide matrix's values (1.0, 2.0)*"])
+    result.assert_outcomes(passed=3, errors=2)
+
+
+def test_unittest_classes_and_markers_registered_only_in_the_child(matrix):
+    matrix.pytester.makeconftest(
+        """
+        def pytest_configure(config):
+            config.addinivalue_line("markers", "slow: a slow test")
+        """
+    )
+    matrix.pytester.makepyfile(
+        test_case="""
+        import unittest
+        import pytest
+        import emx_demo
+
+        class TestAnswer(unittest.TestCase):
+            def test_is_one(self):
+                self.assertEqual(emx_demo.answer(), 1)
+
+        @pytest.mark.slow
+        def test_slow():
+            pass
+        """
+    )
+    result = matrix.run("-v", "--envmatrix-axis=emx_demo=1.0,2.0", "-W", "error::pytest.PytestUnknownMarkWarning")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_case.py::TestAnswer::test_is_one[[]emx_demo-1.0[]] PASSED*",
+            "*test_case.py::TestAnswer::test_is_one[[]emx_demo-2.0[]] FAILED*",
+        ]
+    )
+    result.assert_outcomes(passed=3, failed=1)
+    selected = matrix.run("-v", "--envmatrix-axis=emx_demo=1.0,2.0", "-m", "slow")
+    selected.assert_outcomes(passed=2)
+
+
+def test_x_junitxml_and_collect_only(suite):
+    junit = suite.pytester.path / "junit.xml"
+    result = suite.run("--envmatrix-axis=emx_demo=1.0,2.0", "-x", f"--junitxml={junit}", "-p", "no:randomly")
+    assert result.ret == 1
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 1 and outcomes.get("passed", 0) < 6, outcomes
+    xml = junit.read_text()
+    assert 'name="test_answer_is_two[emx_demo-1.0]"' in xml and "<failure" in xml
+    listed = suite.run("--envmatrix-axis=emx_demo=1.0,2.0", "--collect-only", "-q")
+    listed.stdout.fnmatch_lines(["test_stats.py::test_one_per_major[[]emx_demo-2.0-1[]]", "*7 tests collected*"])
+
+
+def test_bad_axes_are_usage_errors(matrix):
+    result = matrix.run("--envmatrix-axis=emx_demo")
+    result.stderr.fnmatch_lines(["*--envmatrix-axis: 'emx_demo' is not an axis: write name=version,version*"])
+    result = matrix.run("--envmatrix-axis=emx_demo=banana")
+    result.stderr.fnmatch_lines(["*emx_demo*'banana' is neither a version*"])
+    result = matrix.run("--envmatrix-axis=emx_demo=1.0", "--envmatrix-axis=emx-demo=2.0")
+    result.stderr.fnmatch_lines(["*--envmatrix-axis: axis 'emx-demo' is given twice*"])
+
+
+def test_the_command_line_axis_replaces_the_ini_files(suite):
+    suite.pytester.makeini(
+        """
+        [pytest]
+        envmatrix_axes = emx_demo=1.0,3.0
+        """
+    )
+    result = suite.run("-v", "--envmatrix-axis=emx_demo=2.0")
+    result.assert_outcomes(passed=4)
