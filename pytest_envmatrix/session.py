@@ -289,7 +289,10 @@ class EnvMatrixSession:
         if self.settings.suite is None or not self.settings.enabled:
             return None
         if self.settings.list_only:
-            return None  # the marked tests are listed as usual; _print_matrix adds the suite's environments
+            # listing imports nothing and starts nothing: the suite's environments are listed without their tests
+            session.items = []
+            self.config.hook.pytest_collection_finish(session=session)
+            return True
         combinations = self.settings.suite.combinations(self.settings.deps)
         self._basetemp()  # here: pytest's factory is not safe to call from several threads
         executor = self._executor_for(len(combinations))
@@ -713,19 +716,25 @@ class EnvMatrixSession:
 
     def _print_matrix(self) -> None:
         tw = self.config.get_terminal_writer()
-        tw.line("envmatrix: tests and their combinations")
-        for group in self.groups.values():
-            for item in group.items:
-                tw.line(f"  {item.nodeid}")
+        if self.settings.suite is not None and self.settings.enabled:
+            combinations = self.settings.suite.combinations(self.settings.deps)
+            tw.line("envmatrix: suite-wide matrix: every test, collected in each environment")
+            specs = [(combination.env, f"{combination.id}: every test") for combination in combinations]
+        else:
+            tw.line("envmatrix: tests and their combinations")
+            for group in self.groups.values():
+                for item in group.items:
+                    tw.line(f"  {item.nodeid}")
+            specs = [(group.spec, f"{len(group.items)} items") for group in self.groups.values()]
         tw.line("envmatrix: environments")
-        for group in self.groups.values():
+        for spec, what in specs:
             try:
-                recipe = self._recipe(group.spec)
+                recipe = self._recipe(spec)
             except InterpreterNotFound as exc:
-                tw.line(f"  {group.spec.label}: {exc}")
+                tw.line(f"  {spec.label}: {exc}")
                 continue
             state = "cached" if self.cache.lookup(recipe) else "not built"
-            tw.line(f"  {recipe.key[:16]}  {state:<9}  {group.spec.label}  ({len(group.items)} items)")
+            tw.line(f"  {recipe.key[:16]}  {state:<9}  {spec.label}  ({what})")
             tw.line(f"      {self.cache.env_dir(recipe)}")
 
 

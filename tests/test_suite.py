@@ -7,10 +7,7 @@ import it at the top could not even be imported here.
 import pytest
 
 
-@pytest.fixture
-def suite(matrix):
-    matrix.pytester.makepyfile(
-        test_stats="""
+STATS = """
         import emx_demo
         import pytest
 
@@ -24,7 +21,11 @@ def suite(matrix):
         def test_one_per_major(n):
             pass
         """
-    )
+
+
+@pytest.fixture
+def suite(matrix):
+    matrix.pytester.makepyfile(test_stats=STATS)
     return matrix
 
 
@@ -212,3 +213,18 @@ def test_the_command_line_axis_replaces_the_ini_files(suite):
     )
     result = suite.run("-v", "--envmatrix-axis=emx_demo=2.0")
     result.assert_outcomes(passed=4)
+
+
+def test_list_shows_the_suites_environments_and_starts_nothing(fresh_matrix):
+    fresh_matrix.pytester.makepyfile(test_stats=STATS)
+    fresh_matrix.run("--envmatrix-axis=emx_demo=1.0").assert_outcomes(passed=2, failed=1)
+    result = fresh_matrix.run("--envmatrix-list", "--envmatrix-axis=emx_demo=1.0,2.0")
+    result.stdout.fnmatch_lines(
+        [
+            "envmatrix: suite-wide matrix: every test, collected in each environment",
+            "envmatrix: environments",
+            "*cached*emx-demo==1.0*(emx_demo-1.0: every test)",
+            "*not built*emx-demo==2.0*(emx_demo-2.0: every test)",
+        ]
+    )
+    assert len(list((fresh_matrix.cache / "envs").glob("*/envmatrix.json"))) == 1, "listing built an environment"
