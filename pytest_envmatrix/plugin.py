@@ -14,6 +14,7 @@ their environments.
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
@@ -33,6 +34,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 # marker objects → their combinations: a module's pytestmark is the same object on every function
 COMBINATIONS_KEY = pytest.StashKey[dict]()
 PYTEST_REQUIRES_PYTHON_KEY = pytest.StashKey["str | None"]()
+PARENT_IMPORT_KEY = pytest.StashKey[list]()  # modules this process could not import, with the hint for each
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     config.stash[SETTINGS_KEY] = settings
     config.stash[COMBINATIONS_KEY] = {}
+    config.stash[PARENT_IMPORT_KEY] = []
     if settings.expands:
         try:
             session = EnvMatrixSession(config, settings)
@@ -131,9 +134,12 @@ def pytest_make_collect_report(collector: pytest.Collector):
     """Expand the marked unittest methods of each collector; a marked item of another kind fails its collector."""
     outcome = yield
     report = outcome.get_result()
-    if not report.passed or not report.result:
-        return
     config = collector.config
+    if not report.passed:
+        _explain_parent_import(config, report)
+        return
+    if not report.result:
+        return
     try:
         report.result = expand_items(
             report.result,
@@ -142,3 +148,37 @@ def pytest_make_collect_report(collector: pytest.Collector):
         )
     except MarkerError as exc:
         outcome.force_result(pytest.CollectReport(report.nodeid, "failed", str(exc), [], sections=report.sections))
+
+
+_IMPORT_TROUBLE = re.compile(r"No module named '([^']+)'|could not import '([^']+)'")
+
+
+def _explain_parent_import(config: pytest.Config, report: pytest.CollectReport) -> None:
+    """A module this process could not import for want of a package: say why, and what to use instead.
+
+    With markers, this process collects the tests, so it imports every test
+    module; a module that imports numpy at its top cannot be collected here
+    when numpy is what the matrix provides, and a module-level
+    ``importorskip`` would skip it quietly, with its marked tests.
+    """
+    settings = config.stash[SETTINGS_KEY]
+    if not settings.enabled or settings.suite is not None:
+        return
+    found = _IMPORT_TROUBLE.search(str(report.longrepr))
+    if found is None:
+        return
+    package = (found.group(1) or found.group(2)).split(".")[0]
+    hint = (
+        f"envmatrix: {report.nodeid or 'a module'} could not be imported in this process for want of {package!r}, "
+        f"so its tests ran in no environment. With markers, this pytest collects the tests itself; a suite-wide matrix "
+        f"(--envmatrix-axis {package}=..., or envmatrix_axes) lets each environment collect them instead, "
+        f"or import {package} inside the tests."
+    )
+    if report.failed:
+        report.sections.append(("envmatrix", hint))
+    config.stash[PARENT_IMPORT_KEY].append(hint)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    for hint in config.stash.get(PARENT_IMPORT_KEY, []):
+        terminalreporter.write_line(hint, yellow=True)

@@ -228,3 +228,33 @@ def test_list_shows_the_suites_environments_and_starts_nothing(fresh_matrix):
         ]
     )
     assert len(list((fresh_matrix.cache / "envs").glob("*/envmatrix.json"))) == 1, "listing built an environment"
+
+
+def test_with_markers_a_module_the_parent_cannot_import_says_why_and_points_to_the_suite_wide_form(matrix):
+    matrix.pytester.makepyfile(
+        test_top_import="""
+        import emx_demo
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_one():
+            pass
+        """,
+        test_skipping="""
+        import pytest
+
+        emx_demo = pytest.importorskip("emx_demo")
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_two():
+            pass
+        """,
+    )
+    result = matrix.run("--continue-on-collection-errors")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        [
+            "*envmatrix: test_top_import.py could not be imported in this process for want of 'emx_demo'*--envmatrix-axis emx_demo=*",
+            "*envmatrix: test_skipping.py could not be imported in this process for want of 'emx_demo'*",
+        ]
+    )
