@@ -44,3 +44,35 @@ def test_example_project_shows_the_numpy_2_difference_and_reuses_its_environment
     assert second.returncode == 1
     assert "0 built" in second.stdout and "2 reused" in second.stdout, second.stdout
     print(f"example project: cold {cold:.1f}s, warm {warm:.1f}s ({cold / warm:.1f}x)")
+
+
+@pytest.mark.network
+def test_example_project_as_a_suite_wide_matrix_from_a_parent_without_numpy(tmp_path):
+    from pytest_envmatrix.installer import find_uv
+
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("uv is needed to make the parent's environment quickly (the test extra installs it)")
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
+    parent = tmp_path / "parent"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(parent)], check=True)
+    python = parent / "bin" / "python"
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), "-e", str(EXAMPLE.parent.parent)], check=True)
+    assert subprocess.run([str(python), "-c", "import numpy"], capture_output=True).returncode != 0, "the parent has numpy"
+
+    command = [
+        str(python), "-m", "pytest", "--envmatrix", "--envmatrix-axis=numpy=1.26.4,2.1.3",
+        f"--envmatrix-cache-dir={tmp_path / 'envcache'}", "-v", "-p", "no:randomly",
+    ]
+    run = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=900)
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    for line in (
+        "tests/test_stats.py::test_mean[numpy-1.26.4] PASSED",
+        "tests/test_stats.py::test_mean[numpy-2.1.3] PASSED",
+        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-1.26.4] PASSED",
+        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-2.1.3] FAILED",
+    ):
+        assert line in out, out
+    assert "dtype('float32') == <class 'numpy.float64'>" in out
