@@ -13,6 +13,12 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "numpy-project"
+EXPECTED = (
+    "tests/test_stats.py::test_mean[numpy-1.26.4] PASSED",
+    "tests/test_stats.py::test_mean[numpy-2.1.3] PASSED",
+    "tests/test_stats.py::test_fee_keeps_double_precision[numpy-1.26.4] PASSED",
+    "tests/test_stats.py::test_fee_keeps_double_precision[numpy-2.1.3] FAILED",
+)
 
 
 @pytest.mark.network
@@ -27,12 +33,7 @@ def test_example_project_shows_the_numpy_2_difference_and_reuses_its_environment
     cold = time.monotonic() - start
     out = first.stdout
     assert first.returncode == 1, out + first.stderr
-    for line in (
-        "tests/test_stats.py::test_mean[numpy-1.26.4] PASSED",
-        "tests/test_stats.py::test_mean[numpy-2.1.3] PASSED",
-        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-1.26.4] PASSED",
-        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-2.1.3] FAILED",
-    ):
+    for line in EXPECTED:
         assert line in out, out
     # the real difference, shown in the child's traceback
     assert "dtype('float32') == <class 'numpy.float64'>" in out
@@ -68,11 +69,6 @@ def test_example_project_as_a_suite_wide_matrix_from_a_parent_without_numpy(tmp_
     run = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=900)
     out = run.stdout
     assert run.returncode == 1, out + run.stderr
-    for line in (
-        "tests/test_stats.py::test_mean[numpy-1.26.4] PASSED",
-        "tests/test_stats.py::test_mean[numpy-2.1.3] PASSED",
-        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-1.26.4] PASSED",
-        "tests/test_stats.py::test_fee_keeps_double_precision[numpy-2.1.3] FAILED",
-    ):
+    for line in EXPECTED:
         assert line in out, out
     assert "dtype('float32') == <class 'numpy.float64'>" in out
