@@ -38,7 +38,7 @@ from .matrix import EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .recipe import Recipe, detect_project
-from .runner import ChildOutcome, PlannedItem, python_sees_cwd, run_child
+from .runner import ChildOutcome, PlannedItem, python_sees_cwd, run_child, thread_share
 from .settings import Settings
 
 _CWD_ON_SYS_PATH = python_sees_cwd()
@@ -444,18 +444,25 @@ class EnvMatrixSession:
             if not group.results.has(child_nodeid(item)):
                 group.results.put(child_nodeid(item), [verdict.skipped(item, message) if skip else verdict.error(item, message)])
 
+    def _fail_environment(self, group: EnvGroup, items: list[pytest.Item], reason: str, details: str) -> None:
+        """Error every item of a group that cannot get its environment; the first of ``items`` tells it in full."""
+        waiting = [i for i in dict.fromkeys([*items, *group.items]) if not group.results.has(child_nodeid(i))]
+        headline = f"envmatrix: could not build {group.spec.label}: {reason}"
+        for item, report in verdict.environment_failed(waiting, headline, details):
+            group.results.put(child_nodeid(item), [report])
+
     def _build_and_run(self, group: EnvGroup, items: list[pytest.Item], first: tuple | None = None) -> None:
         if not group.prepared:
             group.prepared = True
             try:
                 recipe = group.recipe = group.recipe or self._recipe(group.spec)
             except InterpreterNotFound as exc:
+                if self.settings.require_python:
+                    reason = f"{exc}, and --envmatrix-require-python (envmatrix_require_python) requires it"
+                    self._fail_environment(group, items, reason, verdict.MISSING_PYTHON_HINT)
+                    return
                 for item in group.items:
-                    if self.settings.require_python:
-                        report = verdict.error(item, f"envmatrix: {exc}, and --envmatrix-require-python (envmatrix_require_python) requires it")
-                    else:
-                        report = verdict.skipped(item, f"envmatrix: {exc}")
-                    group.results.put(child_nodeid(item), [report])
+                    group.results.put(child_nodeid(item), [verdict.skipped(item, f"envmatrix: {exc}")])
                 return
             try:
                 group.env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
@@ -464,7 +471,7 @@ class EnvMatrixSession:
                 return
             except BuildError as exc:
                 self.tally.failed += 1
-                self._fail_rest(group, f"envmatrix: could not build the environment for {group.spec.label}\n{exc}")
+                self._fail_environment(group, items, exc.reason, str(exc))
                 return
             self.tally.count(group.env)
         if group.env is not None:
@@ -521,7 +528,16 @@ class EnvMatrixSession:
             timeout=self.settings.timeout,
             running=running,
             stopping=stopping or self._stopping.is_set,
+            threads=self._threads_per_child(),
         )
+
+    def _threads_per_child(self) -> int:
+        """Each child's share of the CPUs: children run ``jobs`` at once, or one per environment if fewer;
+        an xdist worker runs one at a time, beside the other workers' children."""
+        workers = getattr(self.config, "workerinput", {}).get("workercount")
+        if workers:
+            return thread_share(int(workers))
+        return thread_share(min(self.settings.jobs, max(len(self.groups), len(self._early), 1)))
 
     def _recipe(self, spec: EnvSpec) -> Recipe:
         return Recipe(
