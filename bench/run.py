@@ -1094,7 +1094,10 @@ def prepare_full() -> Path:
     return ensure_pyinstrument()
 
 
-KEPT = ("<!-- link-modes -->", "<!-- /link-modes -->")  # written by bench/link_modes.py
+KEPT = (
+    ("<!-- link-modes -->", "<!-- /link-modes -->"),  # written by bench/link_modes.py
+    ("<!-- blas-threads -->", "<!-- /blas-threads -->"),  # written by bench/blas_threads.py
+)
 
 
 def kept_sections(output: Path) -> str:
@@ -1103,10 +1106,11 @@ def kept_sections(output: Path) -> str:
         text = output.read_text(encoding="utf-8")
     except OSError:
         return ""
-    start, end = KEPT
-    if start not in text or end not in text:
-        return ""
-    return "\n" + start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    kept = ""
+    for start, end in KEPT:
+        if start in text and end in text:
+            kept += "\n" + start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    return kept
 
 
 def use_work_folder(path: Path) -> None:

@@ -56,6 +56,23 @@ class BuildError(Exception):
         self.command = command
         self.output = output
 
+    @property
+    def reason(self) -> str:
+        """Why, in one line: the installer's own explanation where its output has one, else the summary.
+
+        uv says what failed on an ``error:`` (or ``×``) line and why on the ``cause:``
+        (``╰─▶``, ``Caused by:``) lines under it; pip on its ``ERROR:`` lines.
+        """
+        lines = _unwrapped(self.output)
+        errors = [
+            _strip_prefix(line, _ERROR_PREFIXES) for line in lines
+            if line.startswith(_ERROR_PREFIXES) and "subprocess-exited-with-error" not in line
+        ]
+        causes = [_strip_prefix(line, _CAUSE_PREFIXES) for line in lines if line.startswith(_CAUSE_PREFIXES)]
+        if not errors:
+            return self.summary
+        return f"{errors[0]}: {causes[-1]}" if causes else errors[0]
+
     def __str__(self) -> str:
         lines = [self.summary]
         if self.command:
@@ -65,6 +82,35 @@ class BuildError(Exception):
             lines.append("output (last lines):")
             lines.extend("    " + line for line in tail)
         return "\n".join(lines)
+
+
+_ERROR_PREFIXES = ("error:", "ERROR:", "×")
+_CAUSE_PREFIXES = ("cause:", "Caused by:", "╰─▶")
+
+
+def _unwrapped(output: str) -> list[str]:
+    """The output's lines, stripped, with uv's wrapped explanations joined back into one line each.
+
+    uv wraps a ``cause:`` to the terminal's width and indents the rest under it.
+    """
+    joined: list[str] = []
+    indent = None  # the indentation of the explanation being continued
+    for raw in output.splitlines():
+        line = raw.strip()
+        depth = len(raw) - len(raw.lstrip())
+        if line and indent is not None and depth > indent and not line.startswith(_ERROR_PREFIXES + _CAUSE_PREFIXES):
+            joined[-1] += " " + line
+            continue
+        indent = depth if line.startswith(_CAUSE_PREFIXES) else None
+        joined.append(line)
+    return joined
+
+
+def _strip_prefix(line: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    return line
 
 
 class BuildStopped(Exception):

@@ -26,6 +26,12 @@ from .processes import CHILD_SCRIPT, end, supervisor_environment
 # its options were already parsed by the parent and the needed ones are forwarded.
 _DROPPED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST", "PYTHONHOME", "__PYVENV_LAUNCHER__")
 _POLL_SECONDS = 0.01
+# The variables that size the thread pools of OpenMP, OpenBLAS, MKL, Accelerate, numexpr and BLIS:
+# those joblib's process pools set for their workers.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+)
 
 
 @dataclass(frozen=True)
@@ -189,15 +195,16 @@ def run_child(
     timeout: float | None = None,
     running: set | None = None,
     stopping: Callable[[], bool] | None = None,
+    threads: int | None = None,
 ) -> ChildOutcome:
-    """Run ``items`` in one child process in ``env``; see :meth:`Child.finish`."""
+    """Run ``items`` in one child process in ``env``; see :class:`Child` and :meth:`Child.finish`."""
     plan = {
         "nodeids": [item.nodeid for item in items],
         "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items if not i.collect_as},
         "collect_as": {i.nodeid: i.collect_as for i in items if i.collect_as},
     }
     paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
-    child = Child(config, env, plan, paths, workdir, basetemp, cwd_on_sys_path, running)
+    child = Child(config, env, plan, paths, workdir, basetemp, cwd_on_sys_path, running, threads)
     return child.finish({item.nodeid for item in items}, on_item_done, on_item_late, timeout, stopping)
 
 
@@ -221,7 +228,9 @@ class Child:
         basetemp: Path,
         cwd_on_sys_path: bool,
         running: set | None = None,
+        threads: int | None = None,
     ) -> None:
+        """``threads``: the child's share of the CPUs (see :func:`child_environment`)."""
         workdir.mkdir(parents=True, exist_ok=True)
         basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
         events_path = workdir / "events.bin"
@@ -252,7 +261,7 @@ class Child:
                 self.proc = subprocess.Popen(
                     [str(env.python), str(CHILD_SCRIPT), str(plan_path)],
                     cwd=str(config.invocation_params.dir),
-                    env=supervisor_environment(child_environment(env)),
+                    env=supervisor_environment(child_environment(env, threads)),
                     stdin=subprocess.DEVNULL,
                     stdout=output if self.capture else None,
                     stderr=subprocess.STDOUT if self.capture else None,
@@ -507,7 +516,19 @@ def requirement_check(text: str) -> dict:
     }
 
 
-def child_environment(env: BuiltEnv) -> dict[str, str]:
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def thread_share(children: int) -> int:
+    """Threads per child so that ``children`` children at once do not ask for more than the CPUs."""
+    return max(1, usable_cpus() // max(1, children))
+
+
+def child_environment(env: BuiltEnv, threads: int | None = None) -> dict[str, str]:
     """The parent's environment variables, adjusted to run inside ``env``.
 
     Environments are filled without byte-compiling (compiling all of numpy
@@ -518,12 +539,22 @@ def child_environment(env: BuiltEnv) -> dict[str, str]:
     runs start fast, and the user's tree stays free of ``__pycache__``. The
     folder is shared by all environments, so the standard library's bytecode
     is there once (the child links it in, see ``_child.py``).
+
+    With ``threads``, each of :data:`THREAD_VARIABLES` that the user did not
+    set is set to it: OpenBLAS and OpenMP otherwise start one thread per CPU
+    in every child, and children running side by side then fight over the
+    CPUs (two numpy environments at once ran a BLAS-heavy suite at half
+    speed). A variable the user set is passed unchanged.
     """
     child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     child_env["VIRTUAL_ENV"] = str(env.path)
     child_env["PATH"] = str(env.python.parent) + os.pathsep + child_env.get("PATH", "")
     if child_env.pop("PYTHONDONTWRITEBYTECODE", None) and not child_env.get("PYTHONPYCACHEPREFIX"):
         child_env["PYTHONPYCACHEPREFIX"] = str(env.pycache_prefix)
+    if threads is not None:
+        for name in THREAD_VARIABLES:
+            if not child_env.get(name):
+                child_env[name] = str(threads)
     return child_env
 
 

@@ -38,7 +38,7 @@ from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .recipe import Recipe, detect_project
-from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child
+from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
 from .settings import Settings
 
 _CWD_ON_SYS_PATH = python_sees_cwd()
@@ -296,7 +296,8 @@ class EnvMatrixSession:
         combinations = self.settings.suite.combinations(self.settings.deps)
         self._basetemp()  # here: pytest's factory is not safe to call from several threads
         executor = self._executor_for(len(combinations))
-        jobs = [executor.submit(self._collect_in, session, combination, index) for index, combination in enumerate(combinations)]
+        threads = thread_share(min(self.settings.jobs, len(combinations)))
+        jobs = [executor.submit(self._collect_in, session, combination, index, threads) for index, combination in enumerate(combinations)]
         per_combination, skips = [], []
         for combination, job in zip(combinations, jobs):
             items, combination_skips = job.result()
@@ -312,7 +313,7 @@ class EnvMatrixSession:
         session.testscollected = len(items)
         return True
 
-    def _collect_in(self, session: pytest.Session, combination: Combination, index: int) -> tuple[list[pytest.Item], list]:
+    def _collect_in(self, session: pytest.Session, combination: Combination, index: int, threads: int) -> tuple[list[pytest.Item], list]:
         """One combination's items (and module-level skips): its environment built, its child collected.
 
         Never raises: what goes wrong becomes an item that errors (or skips) with the reason.
@@ -331,7 +332,8 @@ class EnvMatrixSession:
         except (BuildError, BuildStopped) as exc:
             self.tally.failed += 1
             item = suite.problem_item(session, combination)
-            item.stash[PROBLEM_KEY] = f"envmatrix: could not build the environment for {combination.env.label}\n{exc}"
+            reason = exc.reason if isinstance(exc, BuildError) else str(exc)
+            item.stash[PROBLEM_KEY] = f"envmatrix: could not build {combination.env.label}: {reason}\n{exc}"
             return [item], []
         self.tally.count(env)
         child = Child(
@@ -345,6 +347,7 @@ class EnvMatrixSession:
             basetemp=self._basetemp() / f"suite{index}",
             cwd_on_sys_path=_CWD_ON_SYS_PATH,
             running=self._running,
+            threads=threads,
         )
         described = child.collected(self.settings.timeout, self._stopping.is_set)
         if described is None:
@@ -563,18 +566,25 @@ class EnvMatrixSession:
             if not group.results.has(child_nodeid(item)):
                 group.results.put(child_nodeid(item), [verdict.skipped(item, message) if skip else verdict.error(item, message)])
 
+    def _fail_environment(self, group: EnvGroup, items: list[pytest.Item], reason: str, details: str) -> None:
+        """Error every item of a group that cannot get its environment; the first of ``items`` tells it in full."""
+        waiting = [i for i in dict.fromkeys([*items, *group.items]) if not group.results.has(child_nodeid(i))]
+        headline = f"envmatrix: could not build {group.spec.label}: {reason}"
+        for item, report in verdict.environment_failed(waiting, headline, details):
+            group.results.put(child_nodeid(item), [report])
+
     def _build_and_run(self, group: EnvGroup, items: list[pytest.Item], first: tuple | None = None) -> None:
         if not group.prepared:
             group.prepared = True
             try:
                 recipe = group.recipe = group.recipe or self._recipe(group.spec)
             except InterpreterNotFound as exc:
+                if self.settings.require_python:
+                    reason = f"{exc}, and --envmatrix-require-python (envmatrix_require_python) requires it"
+                    self._fail_environment(group, items, reason, verdict.MISSING_PYTHON_HINT)
+                    return
                 for item in group.items:
-                    if self.settings.require_python:
-                        report = verdict.error(item, f"envmatrix: {exc}, and --envmatrix-require-python (envmatrix_require_python) requires it")
-                    else:
-                        report = verdict.skipped(item, f"envmatrix: {exc}")
-                    group.results.put(child_nodeid(item), [report])
+                    group.results.put(child_nodeid(item), [verdict.skipped(item, f"envmatrix: {exc}")])
                 return
             try:
                 group.env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
@@ -583,7 +593,7 @@ class EnvMatrixSession:
                 return
             except BuildError as exc:
                 self.tally.failed += 1
-                self._fail_rest(group, f"envmatrix: could not build the environment for {group.spec.label}\n{exc}")
+                self._fail_environment(group, items, exc.reason, str(exc))
                 return
             self.tally.count(group.env)
         if group.env is not None:
@@ -640,7 +650,16 @@ class EnvMatrixSession:
             timeout=self.settings.timeout,
             running=running,
             stopping=stopping or self._stopping.is_set,
+            threads=self._threads_per_child(),
         )
+
+    def _threads_per_child(self) -> int:
+        """Each child's share of the CPUs: children run ``jobs`` at once, or one per environment if fewer;
+        an xdist worker runs one at a time, beside the other workers' children."""
+        workers = getattr(self.config, "workerinput", {}).get("workercount")
+        if workers:
+            return thread_share(int(workers))
+        return thread_share(min(self.settings.jobs, max(len(self.groups), len(self._early), 1)))
 
     def _recipe(self, spec: EnvSpec) -> Recipe:
         return Recipe(

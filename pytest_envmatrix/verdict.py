@@ -188,6 +188,47 @@ def skipped(item: pytest.Item, reason: str) -> pytest.TestReport:
     return report(item, "skipped", (str(item.path), item.location[1] + 1, f"Skipped: {reason}"), "setup")
 
 
-def error(item: pytest.Item, message: str, when: str = "setup") -> pytest.TestReport:
-    return report(item, "failed", message, when)
+MISSING_PYTHON_HINT = (
+    "Install that interpreter where pytest-envmatrix finds it (on PATH, or with pyenv), "
+    "or run without --envmatrix-require-python to skip these tests instead."
+)
+
+
+def error(item: pytest.Item, message: str, when: str = "setup", headline: str | None = None) -> pytest.TestReport:
+    """An error report that prints ``message`` and gives ``headline`` (default: its first line) as the crash line."""
+    return report(item, "failed", message_repr(item, message, headline), when)
+
+
+def environment_failed(items: Sequence[pytest.Item], headline: str, details: str) -> list[tuple[pytest.Item, pytest.TestReport]]:
+    """An environment that could not be had: the first item tells it in full, the others in one line.
+
+    A missing version would otherwise print the installer's output once per
+    item (thousands of times for a whole suite). Every item still gets an
+    error naming the environment and the reason, on its short summary line too.
+    """
+    if not items:
+        return []
+    first = items[0]
+    out = [(first, error(first, f"{headline}\n{details}" if details else headline, headline=headline))]
+    pointer = f"{headline} (told in full on {first.nodeid})"
+    out.extend((item, error(item, pointer, headline=headline)) for item in items[1:])
+    return out
+
+
+def message_repr(item: pytest.Item, message: str, headline: str | None = None):
+    """A longrepr that prints ``message`` as it is and carries a crash line.
+
+    pytest's short summary (``-r``), ``--tb=line`` and ``--junitxml``'s message take
+    ``longrepr.reprcrash.message``: pytest 8 shows nothing for a plain string, and
+    pytest 9 the whole string. pytest's own chain of one native traceback crosses
+    xdist's serialization whole, which an object of our own would not (xdist
+    sends it as a string). Without those classes, the message stays a string.
+    """
+    try:
+        from _pytest._code.code import ExceptionChainRepr, ReprFileLocation, ReprTracebackNative
+    except ImportError:  # pragma: no cover - a pytest that moved them
+        return message
+    lines = message.splitlines() or [""]
+    crash = ReprFileLocation(str(item.path), (item.location[1] or 0) + 1, headline or lines[0])
+    return ExceptionChainRepr([(ReprTracebackNative([line + "\n" for line in lines]), crash, None)])
 

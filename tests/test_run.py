@@ -536,14 +536,14 @@ def test_a_missing_interpreter_is_a_skip_by_default_and_an_error_when_required(f
     result.stdout.fnmatch_lines(
         [
             "envmatrix: installer *, every python required",
-            "*envmatrix: python 3.99 was not found on this machine, and --envmatrix-require-python (envmatrix_require_python) requires it*",
+            "*envmatrix: could not build py3.99 emx-demo==1.0: python 3.99 was not found on this machine, and --envmatrix-require-python (envmatrix_require_python) requires it*",
         ]
     )
 
     fresh_matrix.pytester.makeini("[pytest]\nenvmatrix_require_python = true\n")
     result = fresh_matrix.run()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at setup of test_unreleased[[]py3.99-emx_demo-1.0[]]*", "envmatrix: python 3.99 was not found on this machine, *"])
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_unreleased[[]py3.99-emx_demo-1.0[]]*", "envmatrix: could not build py3.99 emx-demo==1.0: python 3.99 was not found on this machine, *"])
 
 
 def test_deps_that_conflict_with_an_axis_fail_collection_before_anything_is_built(fresh_matrix):

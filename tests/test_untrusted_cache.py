@@ -183,7 +183,7 @@ def test_a_read_only_cache_errors_the_environments_it_cannot_build(fresh_matrix,
     result.assert_outcomes(passed=2, errors=1)  # the built environment still runs from a read-only cache
     result.stdout.fnmatch_lines(
         [
-            "*envmatrix: could not build the environment for emx-demo==2.0",
+            "*envmatrix: could not build emx-demo==2.0: *",
             f"*the environment cache {fresh_matrix.cache} is not usable: *Read-only file system*",
         ]
     )
