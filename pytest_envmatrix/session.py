@@ -57,12 +57,24 @@ class GroupResults:
         self._done: set[str] = set()  # every item that got its reports, replayed or not
         self._late: list[tuple[str, list]] = []
         self._cond = threading.Condition()
+        self._on_failure = None
+
+    def watch(self, on_failure) -> None:
+        """Call ``on_failure()`` for each item that fails from now on (and each that failed already)."""
+        with self._cond:
+            self._on_failure = on_failure
+            failed = sum(_failed(reports) for reports, _ in self._ready.values())
+        for _ in range(failed):
+            on_failure()
 
     def put(self, nodeid: str, reports: list, warnings: list = ()) -> None:
         with self._cond:
             self._ready[nodeid] = (list(reports), list(warnings))
             self._done.add(nodeid)
             self._cond.notify_all()
+            on_failure = self._on_failure
+        if on_failure is not None and _failed(reports):
+            on_failure()
 
     def add(self, nodeid: str, reports: list) -> None:
         """More reports for an item: with its others if not taken yet, else as late reports."""
@@ -80,16 +92,31 @@ class GroupResults:
         with self._cond:
             return nodeid in self._done
 
-    def take(self, nodeid: str) -> tuple[list, list]:
-        """The item's reports and the warnings it raised, once they are there."""
+    def take(self, nodeid: str, abandon=None) -> tuple[list, list] | None:
+        """The item's reports and the warnings it raised, once they are there; None once ``abandon()``."""
         with self._cond:
-            self._cond.wait_for(lambda: nodeid in self._ready)
-            return self._ready.pop(nodeid)
+            self._cond.wait_for(lambda: nodeid in self._ready or (abandon is not None and abandon()))
+            return self._ready.pop(nodeid, None)
+
+    def take_ready(self) -> dict[str, tuple[list, list]]:
+        """Every item's reports that are there and not taken yet."""
+        with self._cond:
+            ready, self._ready = self._ready, {}
+            return ready
+
+    def wake(self) -> None:
+        """Make a waiting ``take`` look at its ``abandon`` again."""
+        with self._cond:
+            self._cond.notify_all()
 
     def take_late(self) -> list[tuple[str, list]]:
         with self._cond:
             late, self._late = self._late, []
             return late
+
+
+def _failed(reports: list) -> bool:
+    return any(report.failed for report in reports)
 
 
 @dataclass
@@ -174,6 +201,10 @@ class EnvMatrixSession:
         self._basetemp_path: Path | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._running: set = set()  # child processes under way
+        self._failures = 0  # items that failed in any child so far, for -x / --maxfail
+        self._failures_lock = threading.Lock()
+        self._stopped_early = threading.Event()  # -x / --maxfail was reached in some child: the run ends now
+        self._items: list[pytest.Item] = []  # the session's items, in pytest's order
         self._suite_children: dict[EnvSpec, tuple[BuiltEnv, Child]] = {}  # collected, waiting for their selection
         self.tally = Tally()
         self._frozen = False
@@ -385,6 +416,7 @@ class EnvMatrixSession:
             if group is None:
                 group = self.groups[combination.env] = EnvGroup(combination.env, len(self.groups))
             group.items.append(item)
+        self._items = list(session.items)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
@@ -393,6 +425,9 @@ class EnvMatrixSession:
             session.config.option.collectonly = True  # pytest's own loop then runs nothing
         elif self._will_run(session):
             self._adopt_early()
+            if self.config.option.maxfail and not hasattr(self.config, "workerinput"):
+                for group in self.groups.values():
+                    group.results.watch(self._saw_failure)
             self._start()
             self._freeze_collected(session)
         try:
@@ -497,10 +532,42 @@ class EnvMatrixSession:
         group = self.groups[combination.env]
         if not group.started and not group.results.has(child_nodeid(item)):
             self._run_group(group, self._worker_batch(group, item))
-        reports, warnings = group.results.take(child_nodeid(item))
-        self._replay(item, reports, warnings, combination.id)
+        taken = group.results.take(child_nodeid(item), abandon=self._stopped_early.is_set)
+        if taken is None:
+            self._replay_ready(item.session)
+            return True
+        self._replay(item, *taken, combination.id)
         self._replay_late()
         return True
+
+    def _saw_failure(self) -> None:
+        """An item failed in some child (from a worker thread): with -x / --maxfail reached, stop the run now.
+
+        pytest would stop at the first failure it meets in item order; here the
+        first failure any environment meets ends every child and build at once,
+        so a long environment ahead in the order does not keep -x waiting.
+        """
+        with self._failures_lock:
+            self._failures += 1
+            reached = self._failures >= self.config.option.maxfail
+        if reached and not self._stopped_early.is_set():
+            self._stopped_early.set()
+            self._stopping.set()  # children and builds end at once (their loops watch it)
+            for group in list(self.groups.values()):
+                group.results.wake()
+
+    def _replay_ready(self, session: pytest.Session) -> None:
+        """After an early stop: replay every result there is, in item order, the failures among them."""
+        ready = {}
+        for group in self.groups.values():
+            ready.update(group.results.take_ready())
+        for item in self._items:
+            taken = ready.pop(child_nodeid(item), None)
+            if taken is not None:
+                self._replay(item, *taken, combination_of(item).id)
+        self._replay_late()
+        if not session.shouldfail:
+            session.shouldfail = f"stopping after {self._failures} failures"
 
     def _replay(self, item: pytest.Item, reports: list, warnings: list, combination_id: str | None = None) -> None:
         """Pass an item's reports to the parent's hooks, as if it had run here."""

@@ -342,3 +342,27 @@ def test_an_environment_changed_after_its_build_is_an_error_not_its_result(fresh
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*emx-demo 1.5 is installed, which does not satisfy emx-demo==1.0*--envmatrix-rebuild*"])
     fresh_matrix.run("--envmatrix-rebuild").assert_outcomes(passed=1)
+
+
+def test_x_stops_at_the_first_failure_any_environment_meets(matrix, tmp_path):
+    finished = tmp_path / "slow-finished"
+    matrix.pytester.makepyfile(
+        f"""
+        import pathlib, time
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_slow():
+            time.sleep(60)
+            pathlib.Path({str(finished)!r}).write_text("done")
+
+        @pytest.mark.envmatrix(emx_demo=["2.0"])
+        def test_fails_at_once():
+            assert False, "the first failure"
+        """
+    )
+    result = matrix.run("-v", "-x", "--envmatrix-jobs=2", "-p", "no:randomly")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*test_fails_at_once[[]emx_demo-2.0[]] FAILED*", "*the first failure*"])
+    assert "test_slow[emx_demo-1.0] PASSED" not in result.stdout.str()
+    assert not finished.exists()
