@@ -176,7 +176,7 @@ class Matrix:
         return result
 
     def _excluded(self, pins: tuple[Pin, ...], python: str | None) -> bool:
-        current = {pin.canonical: _value_key(pin.value) for pin in pins}
+        current = {pin.canonical: value_key(pin.value) for pin in pins}
         if python is not None:
             current[PYTHON_AXIS] = python
         return any(all(current.get(k) == v for k, v in rule.items()) for rule in self.exclude)
@@ -349,7 +349,7 @@ def _parse_versions(name: str, canonical: str, value: object, where: str) -> tup
                 f"{where}: envmatrix axis {name!r}: {item!r} uses arbitrary equality ('==='), which compares "
                 f"version strings as text and which installers treat differently; write {item.replace('===', '==')!r}"
             )
-        key = _value_key(text)
+        key = value_key(text)
         if key in seen:
             raise MarkerError(f"{where}: envmatrix axis {name!r}: {item!r} repeats {seen[key]!r}")
         seen[key] = text
@@ -365,7 +365,7 @@ def _pin_requirement(canonical: str, value: str) -> str:
         return f"{canonical}{SpecifierSet(value)}"
 
 
-def _value_key(value: str) -> object:
+def value_key(value: str) -> object:
     """Compare values as the installer would: ``1.0`` equals ``1.0.0``."""
     value = value.strip()
     try:
@@ -443,7 +443,7 @@ def _parse_exclude(value: object, where: str) -> list[dict[str, object]]:
             if not isinstance(key, str) or not isinstance(val, str):
                 raise MarkerError(f"{where}: envmatrix exclude: {key!r}: {val!r} must map an axis name to a string value")
             name = PYTHON_AXIS if key == PYTHON_AXIS else _canonical_name(key, where)
-            parsed[name] = val.strip() if name == PYTHON_AXIS else _value_key(val)
+            parsed[name] = val.strip() if name == PYTHON_AXIS else value_key(val)
         rules.append(parsed)
     return rules
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import pytest
 
 from .items import COMBINATION_KEY
-from .matrix import PYTHON_AXIS, Combination, Matrix, MarkerError, _value_key, build_matrix
+from .matrix import PYTHON_AXIS, Combination, Matrix, MarkerError, value_key, build_matrix
 from .runner import PlannedItem
 
 
@@ -148,20 +148,20 @@ def _marker_allows(marks: Sequence, combination: Combination, suite: Matrix, whe
                 f"{where}: envmatrix axis {axis.name!r} is not in the suite-wide matrix "
                 f"(axes: {', '.join(a.name for a in suite.axes.values()) or 'none'}); add it with --envmatrix-axis or envmatrix_axes"
             )
-        offered = {_value_key(value) for value in suite.axes[canonical].values}
-        missing = [value for value in axis.values if _value_key(value) not in offered]
+        offered = {value_key(value) for value in suite.axes[canonical].values}
+        missing = [value for value in axis.values if value_key(value) not in offered]
         if missing:
             raise MarkerError(
                 f"{where}: envmatrix {axis.name}={missing[0]!r} is not among the suite-wide matrix's values "
                 f"({', '.join(suite.axes[canonical].values)})"
             )
-        if _value_key(values[canonical]) not in {_value_key(value) for value in axis.values}:
+        if value_key(values[canonical]) not in {value_key(value) for value in axis.values}:
             return False
     if matrix.python is not None:
         if suite.python is None:
             raise MarkerError(f"{where}: envmatrix python=[...] in a marker needs a python axis in the suite-wide matrix")
         if combination.python not in matrix.python:
             return False
-    current = {**{k: _value_key(v) for k, v in values.items()}, **({PYTHON_AXIS: combination.python} if combination.python else {})}
+    current = {**{k: value_key(v) for k, v in values.items()}, **({PYTHON_AXIS: combination.python} if combination.python else {})}
     return not any(all(current.get(k) == v for k, v in rule.items()) for rule in matrix.exclude)
 
