@@ -34,7 +34,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 # marker objects → their combinations: a module's pytestmark is the same object on every function
 COMBINATIONS_KEY = pytest.StashKey[dict]()
 PYTEST_REQUIRES_PYTHON_KEY = pytest.StashKey["str | None"]()
-PARENT_IMPORT_KEY = pytest.StashKey[list]()  # modules this process could not import, with the hint for each
+HINTS_KEY = pytest.StashKey[list]()  # what the user should know of markers that reached no test, for the summary
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     config.stash[SETTINGS_KEY] = settings
     config.stash[COMBINATIONS_KEY] = {}
-    config.stash[PARENT_IMPORT_KEY] = []
+    config.stash[HINTS_KEY] = []
     if settings.expands:
         try:
             session = EnvMatrixSession(config, settings)
@@ -176,9 +176,26 @@ def _explain_parent_import(config: pytest.Config, report: pytest.CollectReport) 
     )
     if report.failed:
         report.sections.append(("envmatrix", hint))
-    config.stash[PARENT_IMPORT_KEY].append(hint)
+    config.stash[HINTS_KEY].append(hint)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A ``pytestmark`` in a conftest.py: pytest ignores it, so its envmatrix marker would be lost in silence."""
+    config = session.config
+    if not config.stash[SETTINGS_KEY].expands:
+        return
+    for plugin in config.pluginmanager.get_plugins():
+        if not str(getattr(plugin, "__file__", "")).endswith("conftest.py"):
+            continue
+        marks = getattr(plugin, "pytestmark", [])
+        marks = marks if isinstance(marks, (list, tuple)) else [marks]
+        if any(getattr(mark, "name", getattr(getattr(mark, "mark", None), "name", None)) == "envmatrix" for mark in marks):
+            config.stash[HINTS_KEY].append(
+                f"envmatrix: {plugin.__file__} sets pytestmark = envmatrix(...), which pytest ignores in a conftest.py: "
+                "no test got that matrix. Put the axes in envmatrix_axes (or --envmatrix-axis) to apply them to every test."
+            )
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    for hint in config.stash.get(PARENT_IMPORT_KEY, []):
+    for hint in config.stash.get(HINTS_KEY, []):
         terminalreporter.write_line(hint, yellow=True)

@@ -258,3 +258,22 @@ def test_with_markers_a_module_the_parent_cannot_import_says_why_and_points_to_t
             "*envmatrix: test_skipping.py could not be imported in this process for want of 'emx_demo'*",
         ]
     )
+
+
+def test_a_pytestmark_in_a_conftest_is_named_as_ignored(matrix):
+    matrix.pytester.makeconftest(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        """
+    )
+    matrix.pytester.makepyfile(
+        """
+        def test_plain():
+            pass
+        """
+    )
+    result = matrix.run()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*conftest.py sets pytestmark = envmatrix(...), which pytest ignores in a conftest.py*envmatrix_axes*"])
