@@ -96,6 +96,7 @@ def base_wheels(request) -> Path:
                      f"pytest=={pytest.__version__}", "flit_core>=3.4,<4", "exceptiongroup>=1",
                      "tomli>=1", "typing_extensions>=4.6"],
                     check=True,
+                    timeout=600,
                 )
             stamp.write_text(json.dumps(sorted(p.name for p in dest.glob("*.whl"))))
     return dest
@@ -134,7 +135,7 @@ class MatrixRunner:
     def run(self, *args: str, cache: Path | None = None, subprocess: bool = False) -> pytest.RunResult:
         full = [*self.options(cache), *args]
         if subprocess:
-            return self.pytester.runpytest_subprocess(*full)
+            return self.pytester.runpytest_subprocess(*full, timeout=600)
         return self.pytester.runpytest(*full)
 
     def envs(self, cache: Path | None = None) -> dict[str, dict]:
@@ -169,6 +170,7 @@ def plugin_wheels(request) -> Path:
                 [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                  "--no-deps", "--only-binary=:all:", "--dest", str(dest), "pytest-rerunfailures>=14"],
                 check=True,
+                timeout=600,
             )
             stamp.write_text(json.dumps(sorted(p.name for p in dest.glob("*.whl"))))
     return dest

@@ -301,6 +301,7 @@ def test_a_pythonpath_that_shadows_the_combination_is_an_error_not_its_result(ma
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", f"--find-links={demo_wheels}",
          f"--target={shadow}", "emx-demo==3.0"],
         check=True,
+        timeout=300,
     )
     monkeypatch.setenv("PYTHONPATH", str(shadow))
     matrix.pytester.makepyfile(
