@@ -353,7 +353,9 @@ def test_a_full_disk_errors_that_environment_and_leaves_nothing_half_built(fresh
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    env = dict(os.environ, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    # PYTHONDONTWRITEBYTECODE: under the cap, this pytest's own imports would leave truncated
+    # bytecode in the Python that runs the suite (a short write is not an error to the import system)
+    env = dict(os.environ, UV_CACHE_DIR=str(tmp_path / "uv-cache"), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--envmatrix-installer={installer}", *fresh_matrix.options()],
         cwd=fresh_matrix.pytester.path,

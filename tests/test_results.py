@@ -98,7 +98,8 @@ def test_subtests_count_as_under_plain_pytest(matrix):
     result = matrix.run()
     assert result.ret == 1
     assert result.parseoutcomes() == expected
-    result.stdout.fnmatch_lines(["*n=1*"])
+    # pytest 9.2 quotes a subtest's values once more on every report round trip (as under xdist): n='1'
+    result.stdout.fnmatch_lines(["*(n=*1*)*"])
 
 
 def test_a_forked_copy_that_goes_on_running_pytest_is_not_a_pass(matrix):
