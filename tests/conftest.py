@@ -84,12 +84,12 @@ def base_wheels(request) -> Path:
     then installs offline from here.
     """
     dest = _wheelhouse_dir(request.config)
-    stamp = dest / f"complete-{pytest.__version__}-v3.json"
+    stamp = dest / f"complete-{pytest.__version__}-v4.json"
     with FileLock(str(dest) + ".lock"):
         if not stamp.exists():
             # pip evaluates markers for the running interpreter only, so the backports that
             # older interpreters need are named explicitly, for each interpreter the tests use
-            for python_version in ("3.10", "3.11", "3.12", "3.13"):
+            for python_version in ("3.9", "3.10", "3.11", "3.12", "3.13"):
                 subprocess.run(
                     [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                      "--only-binary=:all:", "--python-version", python_version, "--dest", str(dest),
