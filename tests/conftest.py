@@ -89,7 +89,7 @@ def base_wheels(request) -> Path:
         if not stamp.exists():
             # pip evaluates markers for the running interpreter only, so the backports that
             # older interpreters need are named explicitly, for each interpreter the tests use
-            for python_version in ("3.9", "3.10", "3.11", "3.12", "3.13"):
+            for python_version in _supported(("3.9", "3.10", "3.11", "3.12", "3.13")):
                 subprocess.run(
                     [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                      "--only-binary=:all:", "--python-version", python_version, "--dest", str(dest),
@@ -100,6 +100,16 @@ def base_wheels(request) -> Path:
                 )
             stamp.write_text(json.dumps(sorted(p.name for p in dest.glob("*.whl"))))
     return dest
+
+
+def _supported(python_versions: tuple[str, ...]) -> list[str]:
+    """The Python versions this pytest supports (pytest 9 needs 3.10, pytest 8 runs on 3.9)."""
+    from importlib.metadata import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    requires = SpecifierSet(metadata("pytest").get("Requires-Python") or "")
+    return [version for version in python_versions if requires.contains(f"{version}.99")]
 
 
 @pytest.fixture
