@@ -775,7 +775,10 @@ def machine_facts(competitors: bool) -> list[tuple[str, str]]:
 
 def parent_plugins() -> list[str]:
     """The pytest plugins the parent loads besides pytest's own: they cost start-up time in every run."""
-    found = {ep.dist.name if ep.dist else ep.name for ep in metadata.entry_points(group="pytest11")}
+    entry_points = metadata.entry_points()
+    # Python 3.9 has neither entry_points(group=...) nor an entry point's .dist
+    plugins = entry_points.select(group="pytest11") if hasattr(entry_points, "select") else entry_points.get("pytest11", [])
+    found = {ep.dist.name if getattr(ep, "dist", None) else ep.name for ep in plugins}
     return sorted(found, key=str.lower)
 
 

@@ -171,14 +171,15 @@ def plugin_wheels(request) -> Path:
 
     Their dependencies (pytest, packaging) are in ``base_wheels``.
     """
-    dest = _wheelhouse_dir(request.config).parent / "envmatrix-plugin-wheels"
+    # one folder per pytest version: the plugin's newest release may need a newer pytest than this one
+    dest = _wheelhouse_dir(request.config).parent / f"envmatrix-plugin-wheels-{pytest.__version__}"
     dest.mkdir(parents=True, exist_ok=True)
-    stamp = dest / "complete-v1.json"
+    stamp = dest / "complete-v2.json"
     with FileLock(str(dest) + ".lock"):
         if not stamp.exists():
             subprocess.run(
                 [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                 "--no-deps", "--only-binary=:all:", "--dest", str(dest), "pytest-rerunfailures>=14"],
+                 "--only-binary=:all:", "--dest", str(dest), "pytest-rerunfailures>=14", f"pytest=={pytest.__version__}"],
                 check=True,
                 timeout=600,
             )
