@@ -4,6 +4,7 @@ Not hermetic on purpose: it proves the path a user takes, with this machine's
 own installer settings.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -45,3 +46,21 @@ def test_example_project_shows_the_numpy_2_difference_and_reuses_its_environment
     assert second.returncode == 1
     assert "0 built" in second.stdout and "2 reused" in second.stdout, second.stdout
     print(f"example project: cold {cold:.1f}s, warm {warm:.1f}s ({cold / warm:.1f}x)")
+
+
+def test_the_example_under_plain_pytest_without_numpy_skips_saying_how_to_run_the_matrix(tmp_path):
+    """A newcomer's first try is often plain ``pytest``, where numpy is not installed: no bare ImportError."""
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
+    hidden = tmp_path / "no-numpy" / "numpy"  # whatever this machine has, numpy is absent for this run
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'numpy'\", name='numpy')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(hidden.parent)
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider"],
+        cwd=project, capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "2 skipped" in plain.stdout, plain.stdout
+    assert "numpy is not installed here: run the matrix with pytest --envmatrix" in plain.stdout, plain.stdout
