@@ -14,7 +14,8 @@ file), never to ``docs/performance.md``.
 
 Everything the benchmark installs or builds (the competitors' tool
 environments, every tool's environments, uv's cache, the wheel folder) lives
-in ``bench/.work/``, which git ignores. The competitors never go into the
+in ``bench/.work/``, which git ignores, or in the folder ``--work-dir`` names
+(the plugin's own test of the smoke run gives it a temporary one). The competitors never go into the
 Python that runs this script.
 """
 
@@ -774,7 +775,10 @@ def machine_facts(competitors: bool) -> list[tuple[str, str]]:
 
 def parent_plugins() -> list[str]:
     """The pytest plugins the parent loads besides pytest's own: they cost start-up time in every run."""
-    found = {ep.dist.name if ep.dist else ep.name for ep in metadata.entry_points(group="pytest11")}
+    entry_points = metadata.entry_points()
+    # Python 3.9 has neither entry_points(group=...) nor an entry point's .dist
+    plugins = entry_points.select(group="pytest11") if hasattr(entry_points, "select") else entry_points.get("pytest11", [])
+    found = {ep.dist.name if getattr(ep, "dist", None) else ep.name for ep in plugins}
     return sorted(found, key=str.lower)
 
 
@@ -1113,23 +1117,28 @@ def kept_sections(output: Path) -> str:
     return kept
 
 
-def use_work_folder(path: Path) -> None:
+def use_work_folder(path: Path, wheels: Path | None = None) -> None:
     """Point the run at its work folder: the smoke run keeps its environments apart from the full run's."""
-    global WORK, LOGS
+    global WORK, LOGS, WHEELS
     WORK, LOGS = path, path / "logs"
+    if wheels is not None:
+        WHEELS = wheels
     WORK.mkdir(parents=True, exist_ok=True)
 
 
-def run(smoke: bool, output: Path) -> None:
+def run(smoke: bool, output: Path, work: Path | None = None) -> None:
     global PARENT
     sizes = SMOKE if smoke else FULL
-    use_work_folder(BENCH / ".work" / "smoke" if smoke else BENCH / ".work")
+    if work is not None:  # everything, the wheel folder included, below it
+        use_work_folder(work.resolve(), work.resolve() / "wheels")
+    else:
+        use_work_folder(BENCH / ".work" / "smoke" if smoke else BENCH / ".work")
     PARENT = ensure_parent_venv()
     started = time.perf_counter()
     results = Results()
     plugin_pycache = REPO / "pytest_envmatrix" / "__pycache__"
     had_pycache = plugin_pycache.exists()
-    tiny = Path(tempfile.mkdtemp(prefix="envmatrix-bench-wheels-"))
+    tiny = Path(tempfile.mkdtemp(prefix="envmatrix-bench-wheels-", dir=WORK))
     try:
         build_tiny_wheels(tiny, max(2, sizes.scale_envs))
         if smoke:
@@ -1161,6 +1170,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no competitors, no numpy: checks the benchmark runs")
     parser.add_argument("--output", type=Path, help="where to write the report (full: docs/performance.md; smoke: a temporary file)")
+    parser.add_argument(
+        "--work-dir", type=Path, metavar="DIR",
+        help="where everything the run installs or builds goes, the wheel folder included "
+        "(default: bench/.work, the smoke run bench/.work/smoke, both sharing bench/.work/wheels)",
+    )
     return parser.parse_args(argv)
 
 
@@ -1173,7 +1187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         output = args.output or DOC
     try:
-        run(args.smoke, output)
+        run(args.smoke, output, args.work_dir)
     except BenchError as exc:
         print(f"bench: a measured command failed:\n{exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+from .failures import FailureMemory, RememberedFailure
 from .integrity import changed_distributions
 from .processes import end, supervised_command, supervisor_environment
 from .recipe import Recipe
@@ -113,6 +114,17 @@ def _strip_prefix(line: str, prefixes: tuple[str, ...]) -> str:
     return line
 
 
+class BuildFailedRecently(BuildError):
+    """The same environment (same key) failed to build a short time ago: not tried again."""
+
+    def __init__(self, remembered: RememberedFailure) -> None:
+        super().__init__(remembered.describe())
+        self.remembered = remembered
+
+    def __str__(self) -> str:
+        return self.summary
+
+
 class BuildStopped(Exception):
     """The run stopped (Ctrl-C, ``-x``, ``--maxfail``) while this environment waited or was being built.
 
@@ -152,6 +164,7 @@ class EnvCache:
         self._build_slots = threading.BoundedSemaphore(max_builds) if max_builds else None
         self._in_use: dict[str, int] = {}  # env name → descriptor holding its shared "in use" lock
         self._in_use_guard = threading.Lock()
+        self.failures = FailureMemory(self.root)
 
     def env_dir(self, recipe: Recipe) -> Path:
         return self._dir_of(recipe.key)
@@ -212,6 +225,7 @@ class EnvCache:
             if found:
                 self._touch(found.path)
                 return found
+            self._check_failed_recently(recipe)
         with self._build_slot():
             try:
                 return self._build_locked(recipe, rebuild, on_wait)
@@ -233,10 +247,22 @@ class EnvCache:
                 if found:
                     self._touch(found.path)
                     return found
+                self._check_failed_recently(recipe)  # another process may have failed while we waited
             self._check_stop()
-            return self._build(recipe, fresh_project=rebuild)
+            try:
+                built = self._build(recipe, fresh_project=rebuild)
+            except BuildError as exc:
+                self.failures.remember(recipe.key, str(exc))
+                raise
+            self.failures.forget(recipe.key)
+            return built
         finally:
             lock.release()
+
+    def _check_failed_recently(self, recipe: Recipe) -> None:
+        remembered = self.failures.recall(recipe.key)
+        if remembered is not None:
+            raise BuildFailedRecently(remembered)
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

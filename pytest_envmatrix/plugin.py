@@ -23,6 +23,7 @@ from .items import COMBINATION_ARG, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
 from .session import EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
+from .two_words import warning_lines
 
 MARKER_HELP = (
     "envmatrix({name: [versions]}, name=[versions], ..., deps=[requirements], python=[versions], exclude=[{axis: value}]): "
@@ -53,6 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(session, "envmatrix-session")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """A path option written as two words moved the rootdir and ini file: say so first, with the fix."""
+    return warning_lines(config)
 
 
 def pytest_cmdline_main(config: pytest.Config):

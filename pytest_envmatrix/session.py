@@ -121,29 +121,65 @@ def _failed(reports: list) -> bool:
 
 @dataclass
 class Tally:
-    """What happened to the session's environments, for the summary (merged across xdist workers)."""
+    """What happened to the session's environments, for the summary (merged across xdist workers).
 
-    built: int = 0
-    build_seconds: float = 0.0
-    reused: int = 0
-    failed: int = 0
-    early: int = 0  # children started from the last run's plan, before collection ended
+    Kept by environment key, not as counts: under xdist every worker looks up
+    the environments of its own items (one builds an environment, the others
+    reuse it, or each fails to build it), and the summary counts each
+    environment once. The fields are plain lists and dicts, so a worker's tally
+    crosses to the controller as it is.
+    """
+
+    build_seconds: dict[str, float] = field(default_factory=dict)  # key → seconds spent building it
+    reused_keys: list[str] = field(default_factory=list)
+    failed_keys: list[str] = field(default_factory=list)
+    early_keys: list[str] = field(default_factory=list)  # children started from the last run's plan, before collection ended
     notes: list[str] = field(default_factory=list)  # crashes and restarts
 
-    def count(self, env: BuiltEnv) -> None:
+    def count(self, env: BuiltEnv, early: bool = False) -> None:
         if env.reused:
-            self.reused += 1
+            _add(self.reused_keys, env.key)
         else:
-            self.built += 1
-            self.build_seconds += env.seconds
+            self.build_seconds[env.key] = self.build_seconds.get(env.key, 0.0) + env.seconds
+        if early:
+            _add(self.early_keys, env.key)
+
+    def fail(self, key: str) -> None:
+        _add(self.failed_keys, key)
+
+    @property
+    def built(self) -> int:
+        return len(self.build_seconds)
+
+    @property
+    def total_build_seconds(self) -> float:
+        return sum(self.build_seconds.values())
+
+    @property
+    def reused(self) -> int:
+        """Environments that no process of this run built (another worker's reuse of a new one is not reuse)."""
+        return len(set(self.reused_keys) - set(self.build_seconds))
+
+    @property
+    def failed(self) -> int:
+        return len(set(self.failed_keys) - set(self.build_seconds) - set(self.reused_keys))
+
+    @property
+    def early(self) -> int:
+        return len(set(self.early_keys))
 
     def merge(self, other: Tally) -> None:
-        self.built += other.built
-        self.build_seconds += other.build_seconds
-        self.reused += other.reused
-        self.failed += other.failed
-        self.early += other.early
+        for key, seconds in other.build_seconds.items():
+            self.build_seconds[key] = self.build_seconds.get(key, 0.0) + seconds
+        for mine, theirs in ((self.reused_keys, other.reused_keys), (self.failed_keys, other.failed_keys), (self.early_keys, other.early_keys)):
+            for key in theirs:
+                _add(mine, key)
         self.notes.extend(other.notes)
+
+
+def _add(keys: list[str], key: str) -> None:
+    if key not in keys:
+        keys.append(key)
 
 
 @dataclass
@@ -273,8 +309,7 @@ class EnvMatrixSession:
                 continue
             group.env, group.prepared, group.started = early.env, True, True
             group.results = early.results
-            self.tally.count(early.env)
-            self.tally.early += 1
+            self.tally.count(early.env, early=True)
             early.decide(group)
         for early in candidates.values():
             early.decide(None)
@@ -361,10 +396,11 @@ class EnvMatrixSession:
         try:
             env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
         except (BuildError, BuildStopped) as exc:
-            self.tally.failed += 1
+            self.tally.fail(recipe.key)
             item = suite.problem_item(session, combination)
             reason = exc.reason if isinstance(exc, BuildError) else str(exc)
-            item.stash[PROBLEM_KEY] = f"envmatrix: could not build {combination.env.label}: {reason}\n{exc}"
+            details = "" if str(exc) == reason else f"\n{exc}"
+            item.stash[PROBLEM_KEY] = f"envmatrix: could not build {combination.env.label}: {reason}{details}"
             return [item], []
         self.tally.count(env)
         child = Child(
@@ -659,7 +695,7 @@ class EnvMatrixSession:
                 self._fail_rest(group, "envmatrix: not run, the run stopped before its environment was ready", skip=True)
                 return
             except BuildError as exc:
-                self.tally.failed += 1
+                self.tally.fail(recipe.key)
                 self._fail_environment(group, items, exc.reason, str(exc))
                 return
             self.tally.count(group.env)
@@ -793,7 +829,7 @@ class EnvMatrixSession:
             terminalreporter.write_line(f"envmatrix: {note}")
         if not (tally.built or tally.reused or tally.failed):
             return
-        parts = [f"{tally.built} built ({tally.build_seconds:.1f}s)", f"{tally.reused} reused"]
+        parts = [f"{tally.built} built ({tally.total_build_seconds:.1f}s)", f"{tally.reused} reused"]
         if tally.early:
             parts[-1] += f" ({tally.early} started during collection)"
         if tally.failed:

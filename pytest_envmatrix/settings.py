@@ -28,10 +28,10 @@ HELP_LINK_MODE = (
     "(copy-on-write where the filesystem supports it, else uv makes hard links); pip always copies"
 )
 HELP_INDEX_URL = "package index URL passed to the installer"
-HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable)"
+HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable; ini: one a line, relative to the ini file)"
 HELP_NO_INDEX = "do not use a package index: install only from --envmatrix-find-links"
 HELP_CACHE_DIR = f"where environments are cached (default: the user cache directory; env: {CACHE_DIR_ENV})"
-HELP_JOBS = "how many environments are built and run at once (default: the number of CPUs)"
+HELP_JOBS = "how many child pytests run at once, and how many environments are built at once besides them (default: the number of CPUs)"
 HELP_TIMEOUT = "seconds one test may take inside its environment before its child is killed (default: none)"
 HELP_PRUNE = "remove cached environments unused for envmatrix_max_age_days, print what was freed, and exit"
 HELP_MAX_AGE = "days an environment may go unused before --envmatrix-prune removes it (default: 30)"
@@ -68,6 +68,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
+    # the index options in the ini file: no path on the command line, so no path taken for a test path
+    parser.addini("envmatrix_index_url", HELP_INDEX_URL, default="")
+    parser.addini("envmatrix_find_links", HELP_FIND_LINKS, type="linelist", default=[])
+    parser.addini("envmatrix_no_index", HELP_NO_INDEX, type="bool", default=False)
     parser.addini("envmatrix_jobs", HELP_JOBS, default="")
     parser.addini("envmatrix_timeout", HELP_TIMEOUT, default="")
     parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
@@ -115,15 +119,13 @@ class Settings:
                 installer = resolve_installer(choice, link_mode)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
-        invocation = config.invocation_params.dir
-        find_links = tuple(_absolute(link, invocation) for link in opt.envmatrix_find_links)
         return cls(
             enabled=enabled,
             list_only=list_only,
             rebuild=opt.envmatrix_rebuild,
             cache_dir=cache_dir(config),
             installer=installer,
-            index=IndexOptions(opt.envmatrix_index_url, find_links, opt.envmatrix_no_index),
+            index=_index(config),
             deps=tuple(deps),
             project=config.getini("envmatrix_project").strip() or "auto",
             jobs=_jobs(config),
@@ -181,6 +183,23 @@ def _require_python(config: pytest.Config) -> bool:
         return bool(config.getini("envmatrix_require_python"))
     except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter for a bad ini value
         raise pytest.UsageError(f"ini option envmatrix_require_python: {exc} (write true or false)") from None
+
+
+def _index(config: pytest.Config) -> IndexOptions:
+    """Command line, then ini; command-line find-links replace the ini's, and either may switch the index off."""
+    opt = config.option
+    index_url = opt.envmatrix_index_url or config.getini("envmatrix_index_url").strip() or None
+    if opt.envmatrix_find_links:
+        invocation = config.invocation_params.dir
+        find_links = tuple(_absolute(link, invocation) for link in opt.envmatrix_find_links)
+    else:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        find_links = tuple(_absolute(link.strip(), base) for link in config.getini("envmatrix_find_links") if link.strip())
+    try:
+        no_index = opt.envmatrix_no_index or bool(config.getini("envmatrix_no_index"))
+    except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter for a bad ini value
+        raise pytest.UsageError(f"ini option envmatrix_no_index: {exc} (write true or false)") from None
+    return IndexOptions(index_url, find_links, no_index)
 
 
 def _absolute(link: str, base: Path) -> str:

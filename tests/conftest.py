@@ -84,21 +84,32 @@ def base_wheels(request) -> Path:
     then installs offline from here.
     """
     dest = _wheelhouse_dir(request.config)
-    stamp = dest / f"complete-{pytest.__version__}-v3.json"
+    stamp = dest / f"complete-{pytest.__version__}-v4.json"
     with FileLock(str(dest) + ".lock"):
         if not stamp.exists():
             # pip evaluates markers for the running interpreter only, so the backports that
             # older interpreters need are named explicitly, for each interpreter the tests use
-            for python_version in ("3.10", "3.11", "3.12", "3.13"):
+            for python_version in _supported(("3.9", "3.10", "3.11", "3.12", "3.13")):
                 subprocess.run(
                     [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                      "--only-binary=:all:", "--python-version", python_version, "--dest", str(dest),
                      f"pytest=={pytest.__version__}", "flit_core>=3.4,<4", "exceptiongroup>=1",
                      "tomli>=1", "typing_extensions>=4.6"],
                     check=True,
+                    timeout=600,
                 )
             stamp.write_text(json.dumps(sorted(p.name for p in dest.glob("*.whl"))))
     return dest
+
+
+def _supported(python_versions: tuple[str, ...]) -> list[str]:
+    """The Python versions this pytest supports (pytest 9 needs 3.10, pytest 8 runs on 3.9)."""
+    from importlib.metadata import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    requires = SpecifierSet(metadata("pytest").get("Requires-Python") or "")
+    return [version for version in python_versions if requires.contains(f"{version}.99")]
 
 
 @pytest.fixture
@@ -134,7 +145,7 @@ class MatrixRunner:
     def run(self, *args: str, cache: Path | None = None, subprocess: bool = False) -> pytest.RunResult:
         full = [*self.options(cache), *args]
         if subprocess:
-            return self.pytester.runpytest_subprocess(*full)
+            return self.pytester.runpytest_subprocess(*full, timeout=600)
         return self.pytester.runpytest(*full)
 
     def envs(self, cache: Path | None = None) -> dict[str, dict]:
@@ -160,15 +171,17 @@ def plugin_wheels(request) -> Path:
 
     Their dependencies (pytest, packaging) are in ``base_wheels``.
     """
-    dest = _wheelhouse_dir(request.config).parent / "envmatrix-plugin-wheels"
+    # one folder per pytest version: the plugin's newest release may need a newer pytest than this one
+    dest = _wheelhouse_dir(request.config).parent / f"envmatrix-plugin-wheels-{pytest.__version__}"
     dest.mkdir(parents=True, exist_ok=True)
-    stamp = dest / "complete-v1.json"
+    stamp = dest / "complete-v2.json"
     with FileLock(str(dest) + ".lock"):
         if not stamp.exists():
             subprocess.run(
                 [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                 "--no-deps", "--only-binary=:all:", "--dest", str(dest), "pytest-rerunfailures>=14"],
+                 "--only-binary=:all:", "--dest", str(dest), "pytest-rerunfailures>=14", f"pytest=={pytest.__version__}"],
                 check=True,
+                timeout=600,
             )
             stamp.write_text(json.dumps(sorted(p.name for p in dest.glob("*.whl"))))
     return dest

@@ -56,10 +56,10 @@ def test_a_full_disk_leaves_no_half_written_bytecode_and_the_next_run_passes(byt
         pytest.skip("mounting a small tmpfs for the bytecode folder needs root")
     pycache = bytecode_matrix.cache / "pycache"
     needed = sum(p.stat().st_size for p in pycache.rglob("*") if p.is_file() and not p.is_symlink())
-    subprocess.run(["rm", "-rf", str(pycache)], check=True)
+    subprocess.run(["rm", "-rf", str(pycache)], check=True, timeout=60)
     pycache.mkdir()
     size = needed + 2 * 1024 * 1024
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(pycache)], capture_output=True, text=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(pycache)], capture_output=True, text=True, timeout=60)
     if mount.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
     try:
@@ -76,5 +76,5 @@ def test_a_full_disk_leaves_no_half_written_bytecode_and_the_next_run_passes(byt
         bytecode_matrix.run().assert_outcomes(passed=1)
         assert damaged(pycache) == []
     finally:
-        subprocess.run(["umount", "-l", str(pycache)], check=False)
+        subprocess.run(["umount", "-l", str(pycache)], check=False, timeout=60)
 

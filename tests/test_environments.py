@@ -155,6 +155,8 @@ def test_python_axis_runs_each_interpreter_and_skips_a_missing_one(matrix):
 
 def test_bytecode_is_cached_in_the_environment_cache_not_in_the_users_tree(fresh_matrix, monkeypatch):
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    # the run is in this process: it must behave as one started with the variable set, whatever ours was
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     fresh_matrix.pytester.makepyfile(
         helper="VALUE = 1\n",
         test_bytecode="""

@@ -4,6 +4,7 @@ Not hermetic on purpose: it proves the path a user takes, with this machine's
 own installer settings.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ EXPECTED = (
 
 
 @pytest.mark.network
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="the example's numpy 2.1.3 needs Python 3.10 or later")
 def test_example_project_shows_the_numpy_2_difference_and_reuses_its_environments(tmp_path):
     project = tmp_path / "numpy project"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
@@ -29,7 +31,7 @@ def test_example_project_shows_the_numpy_2_difference_and_reuses_its_environment
     command = [sys.executable, "-m", "pytest", "--envmatrix", f"--envmatrix-cache-dir={cache}", "-v", "-p", "no:randomly"]
 
     start = time.monotonic()
-    first = subprocess.run(command, cwd=project, capture_output=True, text=True)
+    first = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=900)
     cold = time.monotonic() - start
     out = first.stdout
     assert first.returncode == 1, out + first.stderr
@@ -40,7 +42,7 @@ def test_example_project_shows_the_numpy_2_difference_and_reuses_its_environment
     assert "2 built" in out
 
     start = time.monotonic()
-    second = subprocess.run(command, cwd=project, capture_output=True, text=True)
+    second = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
     warm = time.monotonic() - start
     assert second.returncode == 1
     assert "0 built" in second.stdout and "2 reused" in second.stdout, second.stdout
@@ -72,3 +74,21 @@ def test_example_project_as_a_suite_wide_matrix_from_a_parent_without_numpy(tmp_
     for line in EXPECTED:
         assert line in out, out
     assert "dtype('float32') == <class 'numpy.float64'>" in out
+
+
+def test_the_example_under_plain_pytest_without_numpy_skips_saying_how_to_run_the_matrix(tmp_path):
+    """A newcomer's first try is often plain ``pytest``, where numpy is not installed: no bare ImportError."""
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
+    hidden = tmp_path / "no-numpy" / "numpy"  # whatever this machine has, numpy is absent for this run
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'numpy'\", name='numpy')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(hidden.parent)
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider"],
+        cwd=project, capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "2 skipped" in plain.stdout, plain.stdout
+    assert "numpy is not installed here: run the matrix with pytest --envmatrix" in plain.stdout, plain.stdout

@@ -3,6 +3,7 @@
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -28,6 +29,25 @@ def wait_for(predicate, seconds=60.0, what="condition"):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_some(proc: subprocess.Popen, deadline: float, seen: str = "") -> str:
+    """The next output a process writes to its stdout pipe, waited for until ``deadline`` (time.monotonic)."""
+    fd = proc.stdout.fileno()
+    ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+    assert ready, f"no output from {proc.args!r} in time; so far: {seen!r}"
+    chunk = os.read(fd, 4096).decode()
+    assert chunk, f"{proc.args!r} closed its output; so far: {seen!r}"
+    return chunk
+
+
+def first_line(proc: subprocess.Popen, seconds: float = 60.0) -> str:
+    """The first line a process prints, waited for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while "\n" not in seen:
+        seen += read_some(proc, deadline, seen)
+    return seen.split("\n", 1)[0]
 
 
 def pid_alive(pid: int) -> bool:
@@ -138,10 +158,9 @@ def test_ctrl_c_ends_the_children_and_keeps_the_results(matrix, tmp_path):
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     seen = ""
+    deadline = time.monotonic() + 120
     while "test_first[emx_demo-1.0] PASSED" not in seen:  # until the parent has shown the first result
-        chunk = os.read(proc.stdout.fileno(), 4096).decode()
-        assert chunk, seen
-        seen += chunk
+        seen += read_some(proc, deadline, seen)
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 120, "the child to start the sleeping test")
     child = int(pidfile.read_text())
     assert pid_alive(child)
@@ -180,7 +199,7 @@ def test_a_killed_parent_takes_its_children_with_it(matrix, tmp_path):
         assert pid_alive(child) and pid_alive(grandchild)
     finally:
         parent.kill()
-        parent.wait()
+        parent.wait(timeout=60)
     wait_for(lambda: not pid_alive(child), 10, "the orphaned child to end")
     wait_for(lambda: not pid_alive(grandchild), 10, "the orphaned child's own child to end")
 
@@ -256,7 +275,7 @@ def test_a_build_killed_midway_is_rebuilt_by_the_next_run(fresh_matrix, slow_pac
     started = tmp_path / "build-started"
     wait_for(lambda: started.exists() and started.read_text().strip(), 120, "the build to start")
     os.killpg(proc.pid, signal.SIGKILL)  # the whole pytest process, installer and build included
-    proc.wait()
+    proc.wait(timeout=60)
     (env_dir,) = (fresh_matrix.cache / "envs").iterdir()
     assert not (env_dir / "envmatrix.json").exists()  # half-built, and not marked complete
 
@@ -303,9 +322,9 @@ def test_a_lock_left_by_a_dead_process_does_not_block(fresh_matrix):
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout.readline().strip() == "locked"
+    assert first_line(holder).strip() == "locked"
     holder.kill()
-    holder.wait()
+    holder.wait(timeout=60)
     assert lock.exists()
     fresh_matrix.run().assert_outcomes(passed=1)
 
@@ -334,7 +353,9 @@ def test_a_full_disk_errors_that_environment_and_leaves_nothing_half_built(fresh
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    env = dict(os.environ, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    # PYTHONDONTWRITEBYTECODE: under the cap, this pytest's own imports would leave truncated
+    # bytecode in the Python that runs the suite (a short write is not an error to the import system)
+    env = dict(os.environ, UV_CACHE_DIR=str(tmp_path / "uv-cache"), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--envmatrix-installer={installer}", *fresh_matrix.options()],
         cwd=fresh_matrix.pytester.path,
@@ -342,6 +363,7 @@ def test_a_full_disk_errors_that_environment_and_leaves_nothing_half_built(fresh
         text=True,
         preexec_fn=small_disk,
         env=env,
+        timeout=600,
     )
     assert proc.returncode == 1, proc.stdout
     assert "could not build emx-demo==1.0" in proc.stdout
@@ -446,13 +468,13 @@ def test_an_unreachable_index_fails_new_environments_and_cached_ones_still_run(f
         links = "".join(f'<a href="{w.as_uri()}">{w.name}</a>\n' for w in demo_wheels.glob("emx_demo-*.whl"))
         page.joinpath("index.html").write_text(f"<html><body>\n{links}</body></html>\n")
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory", str(index.parent)],
+        [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory", str(index.parent)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        port = int(server.stdout.readline().split(" port ")[1].split()[0])
+    try:  # -u: the line naming the port must not wait in a pipe buffer (PYTHONUNBUFFERED may be unset)
+        port = int(first_line(server, 60).split(" port ")[1].split()[0])
     except Exception:
         server.kill()
         raise
@@ -475,7 +497,7 @@ def test_an_unreachable_index_fails_new_environments_and_cached_ones_still_run(f
         fresh_matrix.pytester.runpytest(*options).assert_outcomes(passed=1)
     finally:
         server.kill()
-        server.wait()
+        server.wait(timeout=60)
     fresh_matrix.pytester.makepyfile(
         test_net="""
         import pytest
@@ -517,6 +539,28 @@ def test_xdist_runs_every_item_once_and_builds_each_environment_once(fresh_matri
     assert sorted((v, n) for v, n, _ in lines) == [(v, str(n)) for v in ("1.0", "2.0") for n in range(4)]
     # and the items a worker had queued for one environment shared a child
     assert len({pid for _, _, pid in lines}) < len(lines)
+
+
+def test_xdist_summary_counts_each_environment_once(fresh_matrix):
+    """Every worker looks up the environments of its items: the summary still counts each one once."""
+    pytest.importorskip("xdist")
+    fresh_matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+
+        @pytest.mark.parametrize("n", range(10))
+        def test_many(n):
+            pass
+        """
+    )
+    first = fresh_matrix.run("-n", "2", subprocess=True)
+    first.assert_outcomes(passed=20)
+    first.stdout.fnmatch_lines(["*envmatrix: environments: 2 built (*s), 0 reused*"])
+    second = fresh_matrix.run("-n", "2", subprocess=True)
+    second.assert_outcomes(passed=20)
+    second.stdout.fnmatch_lines(["*envmatrix: environments: 0 built (*s), 2 reused*"])
 
 
 def test_refuses_a_symlinked_environment_and_a_foreign_cache(fresh_matrix, tmp_path):
@@ -583,16 +627,16 @@ def test_prune_removes_old_environments_but_not_one_being_built_or_used(fresh_ma
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert builder.stdout.readline().strip() == "locked"
+        assert first_line(builder).strip() == "locked"
         wait_for(started.exists, 120, "the run using 3.0 to start its test")
         old = time.time() - 40 * 86400
         for env in envs.values():
             os.utime(env / "envmatrix-last-used", (old, old))
-        result = fresh_matrix.pytester.runpytest_subprocess(f"--envmatrix-cache-dir={fresh_matrix.cache}", "--envmatrix-prune")
+        result = fresh_matrix.pytester.runpytest_subprocess(f"--envmatrix-cache-dir={fresh_matrix.cache}", "--envmatrix-prune", timeout=120)
     finally:
         for proc in (builder, user):
             proc.kill()
-            proc.wait()
+            proc.wait(timeout=60)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [f"envmatrix: removed {envs['emx-demo==1.0']} (*MB)", "envmatrix: pruned 1 environment(s) unused for 30 days from *, freed *MB"]

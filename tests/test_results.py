@@ -98,7 +98,8 @@ def test_subtests_count_as_under_plain_pytest(matrix):
     result = matrix.run()
     assert result.ret == 1
     assert result.parseoutcomes() == expected
-    result.stdout.fnmatch_lines(["*n=1*"])
+    # pytest 9.2 quotes a subtest's values once more on every report round trip (as under xdist): n='1'
+    result.stdout.fnmatch_lines(["*(n=*1*)*"])
 
 
 def test_a_forked_copy_that_goes_on_running_pytest_is_not_a_pass(matrix):
@@ -301,6 +302,7 @@ def test_a_pythonpath_that_shadows_the_combination_is_an_error_not_its_result(ma
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", f"--find-links={demo_wheels}",
          f"--target={shadow}", "emx-demo==3.0"],
         check=True,
+        timeout=300,
     )
     monkeypatch.setenv("PYTHONPATH", str(shadow))
     matrix.pytester.makepyfile(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from test_faults import builds, pid_alive, slow_test_file, wait_for
+from test_faults import builds, first_line, pid_alive, read_some, slow_test_file, wait_for
 from test_faults import slow_package  # noqa: F401 (a fixture, asked for by name)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signals and process groups are POSIX")
@@ -30,7 +30,7 @@ def hold_lock(runner, key: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout.readline().strip() == "locked"
+    assert first_line(holder).strip() == "locked"
     return holder
 
 
@@ -49,10 +49,7 @@ def read_until(proc: subprocess.Popen, text: str, seconds: float = 120) -> str:
     seen = ""
     deadline = time.monotonic() + seconds
     while text not in seen:
-        assert time.monotonic() < deadline, seen
-        chunk = os.read(proc.stdout.fileno(), 4096).decode()
-        assert chunk, seen
-        seen += chunk
+        seen += read_some(proc, deadline, seen)
     return seen
 
 
@@ -79,7 +76,7 @@ def test_ctrl_c_while_another_process_holds_the_build_lock_ends_at_once(fresh_ma
         stopped = time.monotonic() - start
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert stopped < STOP_BOUND, (stopped, out)
     assert builds(fresh_matrix.cache) == []
@@ -107,7 +104,7 @@ def test_x_after_a_failure_does_not_wait_for_nor_build_an_environment_nobody_nee
         stopped = time.monotonic() - start
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=60)
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out
     assert "1 failed" in out
     assert stopped < STOP_BOUND, (stopped, out)
@@ -129,7 +126,7 @@ def test_ctrl_c_during_a_build_kills_the_installer_and_removes_the_half_built_en
         stopped = time.monotonic() - start
     finally:
         proc.kill()
-        proc.wait()
+        proc.wait(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert stopped < STOP_BOUND, (stopped, out)
     wait_for(lambda: not pid_alive(backend), 5, "the build backend to die")
@@ -151,7 +148,8 @@ def start_escaping_grandchild():
         "open(PIDFILE + '.tmp', 'w').write(str(os.getpid())); os.replace(PIDFILE + '.tmp', PIDFILE); time.sleep(300)"
     ).replace("PIDFILE", repr(PIDFILE))
     subprocess.Popen([sys.executable, "-c", code])
-    while not os.path.exists(PIDFILE):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(PIDFILE) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
@@ -186,7 +184,7 @@ def test_a_grandchild_that_escapes_the_process_group_ends_with_the_run(matrix, t
                 proc.kill()
         finally:
             proc.kill()
-            proc.wait()
+            proc.wait(timeout=60)
     escaped = int(pidfile.read_text())
     try:
         wait_for(lambda: not pid_alive(escaped), 5, "the escaped grandchild to die")
@@ -206,7 +204,7 @@ def test_a_killed_parent_takes_a_build_under_way_with_it(fresh_matrix, request, 
         assert pid_alive(backend)
     finally:
         proc.kill()  # the parent alone: the installer and the build backend are left to themselves
-        proc.wait()
+        proc.wait(timeout=60)
     try:
         wait_for(lambda: not pid_alive(backend), 5, "the build backend to die")
     finally:

@@ -317,6 +317,7 @@ def pytest8_wheels(request) -> Path:
                 [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                  "--only-binary=:all:", "--dest", str(dest), "pytest>=8.4,<9"],
                 check=True,
+                timeout=600,
             )
     return dest
 

@@ -230,7 +230,7 @@ def test_prune_leaves_an_environment_whose_lock_is_a_directory(fresh_matrix, loc
     blocked = fresh_matrix.cache / "locks" / f"{envs['emx-demo==2.0'].name}.{lock}"
     blocked.unlink(missing_ok=True)
     (blocked / "sub").mkdir(parents=True)
-    result = fresh_matrix.pytester.runpytest_subprocess(f"--envmatrix-cache-dir={fresh_matrix.cache}", "--envmatrix-prune")
+    result = fresh_matrix.pytester.runpytest_subprocess(f"--envmatrix-cache-dir={fresh_matrix.cache}", "--envmatrix-prune", timeout=120)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines([f"envmatrix: removed {envs['emx-demo==1.0']} (*MB)", "envmatrix: pruned 1 environment(s) *"])
     assert envs["emx-demo==2.0"].exists()

@@ -1,6 +1,7 @@
-"""The parent pytest collects this module without numpy installed, so numpy and
-statskit (which imports numpy) are imported inside the tests, where each
-combination provides its own numpy."""
+"""The parent pytest collects this module without numpy installed, so numpy (the
+``np`` fixture, see conftest.py) and statskit (which imports numpy) are imported
+inside the tests, where each combination provides its own numpy. Under plain
+``pytest``, without numpy, the tests skip and say how to run the matrix."""
 
 import pytest
 
@@ -8,9 +9,7 @@ NUMPY_VERSIONS = ["1.26.4", "2.1.3"]
 
 
 @pytest.mark.envmatrix(numpy=NUMPY_VERSIONS)
-def test_mean(envmatrix_combination):
-    import numpy as np
-
+def test_mean(np, envmatrix_combination):
     import statskit
 
     if envmatrix_combination:  # inside a matrix run: the pinned numpy is the one imported
@@ -19,10 +18,8 @@ def test_mean(envmatrix_combination):
 
 
 @pytest.mark.envmatrix(numpy=NUMPY_VERSIONS)
-def test_fee_keeps_double_precision():
+def test_fee_keeps_double_precision(np):
     """Passes on numpy 1.26.4, fails on 2.x: NEP 50 keeps float32 + float in float32."""
-    import numpy as np
-
     import statskit
 
     total = statskit.with_fee(np.float32(19.99), 0.01)
