@@ -417,6 +417,7 @@ class ChildPlugin:
         self.config = None
         self.pid = os.getpid()
         self.requirements = plan.get("requirements", [])
+        self.ini_names = plan.get("ini_names", [])
         # a whole combination: every test function of the paths runs in it (the suite-wide matrix)
         self.suite = plan.get("suite")
         self.selection_fd = plan.get("selection_fd")
@@ -440,6 +441,12 @@ class ChildPlugin:
             if location and location[2] is not None:
                 data["location"] = (location[0], location[1], location[2] + suffix)
         return data
+
+    def pytest_addoption(self, parser):
+        """The parent's ini options: read by the parent only, but declared here, so that a project's
+        ``--strict-config`` (or ``filterwarnings = error``) accepts them in the child too."""
+        for name in self.ini_names:
+            parser.addini(name, "pytest-envmatrix: read by the parent pytest")
 
     def pytest_configure(self, config):
         self.config = config

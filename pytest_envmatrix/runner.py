@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 from ._child import EVENT_HEADER
 from .envcache import BuiltEnv
 from .processes import CHILD_SCRIPT, end, supervisor_environment
+from .settings import INI_NAMES
 
 # Variables of the parent's pytest that would reconfigure the child behind our back:
 # its options were already parsed by the parent and the needed ones are forwarded.
@@ -246,6 +247,7 @@ class Child:
             "events": str(events_path),
             "requirements": [requirement_check(text) for text in env.requirements],
             "cwd_on_sys_path": cwd_on_sys_path,
+            "ini_names": list(INI_NAMES),
             "args": [*paths, *forwarded_args(config), "--basetemp", str(basetemp)],
         }
         plan_path = workdir / "plan.json"

@@ -48,6 +48,25 @@ HELP_AXES = "the suite-wide matrix: one axis per line (numpy=1.26.4,2.1.3), as -
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
 
+# every ini option above: the child, which has no plugin, declares them too (see _child.py), so a
+# project's --strict-config or filterwarnings = error does not stop it at "Unknown config option"
+INI_NAMES = (
+    "envmatrix_installer",
+    "envmatrix_link_mode",
+    "envmatrix_cache_dir",
+    "envmatrix_index_url",
+    "envmatrix_find_links",
+    "envmatrix_no_index",
+    "envmatrix_jobs",
+    "envmatrix_timeout",
+    "envmatrix_max_age_days",
+    "envmatrix_deps",
+    "envmatrix_project",
+    "envmatrix_axes",
+    "envmatrix_require_python",
+)
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("envmatrix", "environment matrix")
     group.addoption("--envmatrix", action="store_true", default=False, help=HELP_ENVMATRIX)

@@ -584,3 +584,25 @@ def test_a_python_value_that_cannot_run_the_parents_pytest_fails_collection(matr
             [f"*test_too_old.py::test_old: envmatrix python: '3.6' cannot run pytest {pytest.__version__} (Requires-Python *"]
         )
         assert "test_old_with_its_own_pytest" not in result.stdout.str()
+
+
+def test_strict_project_settings_reach_the_child_without_breaking_it(matrix):
+    matrix.pytester.makeini(
+        """
+        [pytest]
+        filterwarnings = error
+        envmatrix_deps = emx-extra
+        envmatrix_jobs = 1
+        """
+    )
+    matrix.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_one():
+            import emx_extra
+        """
+    )
+    result = matrix.run("-v", "--strict-config")
+    result.assert_outcomes(passed=1)
