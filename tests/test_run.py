@@ -590,7 +590,7 @@ def test_strict_project_settings_reach_the_child_without_breaking_it(matrix):
     matrix.pytester.makeini(
         """
         [pytest]
-        filterwarnings = error
+        filterwarnings = error::pytest.PytestConfigWarning
         envmatrix_deps = emx-extra
         envmatrix_jobs = 1
         """
