@@ -69,10 +69,15 @@ class EnvSpec:
 
     python: str | None  # interpreter request, e.g. "3.12"; None: the interpreter running pytest
     requirements: tuple[str, ...]  # canonical and sorted
+    # a name for messages where the requirements are too many to list (the upgrade check's environments);
+    # compared too: two environments of one run with the same contents stay two groups of items
+    title: str = ""
 
     @property
     def label(self) -> str:
         """A short human name for messages: ``py3.12 numpy==1.26.4``."""
+        if self.title:
+            return self.title
         parts = [python_id(self.python)] if self.python else []
         parts.extend(self.requirements)
         return " ".join(parts) or "(no requirements)"
@@ -543,3 +548,39 @@ def validate_requirement_lines(lines: Iterable[str], source: str) -> list[str]:
             raise MarkerError(f"{source}: {line!r} is not a valid requirement ({exc})") from None
         out.append(line)
     return out
+
+
+@dataclass(frozen=True)
+class UpgradeTarget:
+    """A package the upgrade check moves: to the newest release the resolver allows, or to ``version``."""
+
+    name: str  # as written
+    canonical: str
+    version: str | None = None
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.canonical}=={self.version}" if self.version else self.canonical
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}" if self.version else self.name
+
+
+def parse_upgrade_targets(texts: Iterable[str], source: str = "--envmatrix-upgrade") -> tuple[UpgradeTarget, ...]:
+    """``numpy`` or ``numpy==2.2.6``, once per package."""
+    targets: dict[str, UpgradeTarget] = {}
+    for text in texts:
+        name, sep, version = text.strip().partition("==")
+        name, version = name.strip(), version.strip()
+        try:
+            canonical = canonicalize_name(name, validate=True)
+            if sep:
+                version = str(Version(version))
+        except (InvalidName, InvalidVersion):
+            raise MarkerError(
+                f"{source}: {text!r} is neither a package name nor name==version (e.g. numpy or numpy==2.2.6)"
+            ) from None
+        if canonical in targets:
+            raise MarkerError(f"{source}: {name!r} is given twice")
+        targets[canonical] = UpgradeTarget(name, canonical, version if sep else None)
+    return tuple(targets.values())

@@ -168,7 +168,7 @@ def _explain_parent_import(config: pytest.Config, report: pytest.CollectReport) 
     ``importorskip`` would skip it quietly, with its marked tests.
     """
     settings = config.stash[SETTINGS_KEY]
-    if not settings.enabled or settings.suite is not None:
+    if not settings.enabled or settings.suite_wide:
         return
     found = _IMPORT_TROUBLE.search(str(report.longrepr))
     if found is None:

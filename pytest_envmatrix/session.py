@@ -30,8 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from . import suite, verdict
+from . import suite, upgrade, verdict
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
+from .installer import find_uv
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
 from .matrix import Combination, EnvSpec
@@ -243,6 +244,10 @@ class EnvMatrixSession:
         self._items: list[pytest.Item] = []  # the session's items, in pytest's order
         self._suite_children: dict[EnvSpec, tuple[BuiltEnv, Child]] = {}  # collected, waiting for their selection
         self.tally = Tally()
+        self.upgrade: upgrade.UpgradeCheck | None = None
+        if settings.upgrade and settings.enabled:
+            self.upgrade = upgrade.UpgradeCheck(settings.upgrade, settings.deps, self.project, settings.index, find_uv() or "uv")
+            config.pluginmanager.register(self.upgrade, "envmatrix-upgrade")
         self._frozen = False
         # cleanups run last registered first: registered here, during our pytest_configure, which
         # runs before pytest's own plugins', this runs after pytest's garbage collections
@@ -261,7 +266,7 @@ class EnvMatrixSession:
             or config.option.collectonly
             or hasattr(config, "workerinput")
             or _xdist_distributes(config)
-            or self.settings.suite is not None
+            or self.settings.suite_wide
         ):
             return
         for planned in self.plans.load():
@@ -325,7 +330,7 @@ class EnvMatrixSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        if self.settings.suite is not None and self.settings.enabled and _xdist_distributes(config):
+        if self.settings.suite_wide and _xdist_distributes(config):
             raise pytest.UsageError(
                 "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: "
                 "drop -n; the environments already run side by side (--envmatrix-jobs)"
@@ -352,15 +357,15 @@ class EnvMatrixSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session):
         """With a suite-wide matrix, the children collect: this process imports no test module."""
-        if self.settings.suite is None or not self.settings.enabled:
+        if not self.settings.suite_wide:
             return None
         if self.settings.list_only:
             # listing imports nothing and starts nothing: the suite's environments are listed without their tests
             session.items = []
             self.config.hook.pytest_collection_finish(session=session)
             return True
-        combinations = self.settings.suite.combinations(self.settings.deps)
         self._basetemp()  # here: pytest's factory is not safe to call from several threads
+        combinations = self._suite_combinations()
         executor = self._executor_for(len(combinations))
         threads = thread_share(min(self.settings.jobs, len(combinations)))
         jobs = [executor.submit(self._collect_in, session, combination, index, threads) for index, combination in enumerate(combinations)]
@@ -379,11 +384,22 @@ class EnvMatrixSession:
         session.testscollected = len(items)
         return True
 
+    def _suite_combinations(self) -> list[Combination]:
+        if self.upgrade is not None:
+            python = self.finder.find(None).executable
+            return self.upgrade.combinations(python, self._workdir() / "upgrade")
+        return self.settings.suite.combinations(self.settings.deps)
+
     def _collect_in(self, session: pytest.Session, combination: Combination, index: int, threads: int) -> tuple[list[pytest.Item], list]:
         """One combination's items (and module-level skips): its environment built, its child collected.
 
         Never raises: what goes wrong becomes an item that errors (or skips) with the reason.
         """
+        problem = self.upgrade.problem(combination) if self.upgrade else None
+        if problem is not None:
+            item = suite.problem_item(session, combination)
+            item.stash[PROBLEM_KEY] = problem
+            return [item], []
         try:
             recipe = self._recipe(combination.env)
         except InterpreterNotFound as exc:
@@ -403,6 +419,8 @@ class EnvMatrixSession:
             item.stash[PROBLEM_KEY] = f"envmatrix: could not build {combination.env.label}: {reason}{details}"
             return [item], []
         self.tally.count(env)
+        if self.upgrade is not None:
+            self.upgrade.environment_built(combination, env)
         child = Child(
             self.config,
             env,
@@ -423,7 +441,8 @@ class EnvMatrixSession:
             item.stash[PROBLEM_KEY] = verdict.collection_failed(outcome, combination.id, self.settings.timeout)
             return [item], []
         outcome = child.outcome
-        items, errors = suite.make_items(session, combination, described, self.settings.suite)
+        # the upgrade check runs every test in both its environments, whatever axes a test's marker names
+        items, errors = suite.make_items(session, combination, described, None if self.upgrade else self.settings.suite)
         for item in items:
             if item.nodeid in errors:
                 item.stash[PROBLEM_KEY] = errors[item.nodeid]
@@ -838,8 +857,8 @@ class EnvMatrixSession:
 
     def _print_matrix(self) -> None:
         tw = self.config.get_terminal_writer()
-        if self.settings.suite is not None and self.settings.enabled:
-            combinations = self.settings.suite.combinations(self.settings.deps)
+        if self.settings.suite_wide:
+            combinations = self._suite_combinations()
             tw.line("envmatrix: suite-wide matrix: every test, collected in each environment")
             specs = [(combination.env, f"{combination.id}: every test") for combination in combinations]
         else:

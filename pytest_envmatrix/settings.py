@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .installer import LINK_MODES, IndexOptions, Installer, resolve_installer
-from .matrix import MarkerError, Matrix, suite_matrix, validate_requirement_lines
+from .installer import LINK_MODES, IndexOptions, Installer, find_uv, resolve_installer
+from .matrix import MarkerError, Matrix, UpgradeTarget, parse_upgrade_targets, suite_matrix, validate_requirement_lines
 
 CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
 
@@ -45,6 +45,10 @@ HELP_AXIS = (
     "python per use: numpy=1.26.4,2.1.3), each environment collecting the tests itself"
 )
 HELP_AXES = "the suite-wide matrix: one axis per line (numpy=1.26.4,2.1.3), as --envmatrix-axis"
+HELP_UPGRADE = (
+    "the upgrade check: run the tests in an environment that reproduces this one and in the same with this package "
+    "moved to its newest release (or to ==VERSION), and list what changed; repeatable; implies --envmatrix"
+)
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
 
@@ -84,6 +88,7 @@ def add_options(parser: pytest.Parser) -> None:
     # default None, not False: absent from the command line, the ini option decides
     group.addoption("--envmatrix-axis", metavar="NAME=V1,V2", action="append", default=[], help=HELP_AXIS)
     group.addoption("--envmatrix-require-python", action="store_true", default=None, help=HELP_REQUIRE_PYTHON)
+    group.addoption("--envmatrix-upgrade", metavar="NAME[==VERSION]", action="append", default=[], help=HELP_UPGRADE)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
@@ -114,22 +119,32 @@ class Settings:
     timeout: float | None
     require_python: bool = False  # a missing interpreter errors its items instead of skipping them
     suite: Matrix | None = None  # the suite-wide matrix (--envmatrix-axis, envmatrix_axes), if any
+    upgrade: tuple[UpgradeTarget, ...] = ()  # the upgrade check's packages (--envmatrix-upgrade), if any
 
     @property
     def expands(self) -> bool:
         """Whether marked tests become one item per combination."""
         return self.enabled or self.list_only
 
+    @property
+    def suite_wide(self) -> bool:
+        """Whether the children collect the suite: a suite-wide matrix, or the upgrade check's two environments."""
+        return (self.suite is not None or bool(self.upgrade)) and self.enabled
+
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         opt = config.option
-        enabled = opt.envmatrix
         list_only = opt.envmatrix_list
         try:
             deps = validate_requirement_lines(config.getini("envmatrix_deps"), "ini option envmatrix_deps")
             suite = suite_matrix(opt.envmatrix_axis, config.getini("envmatrix_axes"))
+            upgrade = parse_upgrade_targets(opt.envmatrix_upgrade)
         except MarkerError as exc:
             raise pytest.UsageError(str(exc)) from None
+        if upgrade:
+            _check_upgrade(opt)
+            suite = None  # the upgrade check's two environments replace the suite-wide matrix (the ini's axes)
+        enabled = opt.envmatrix or bool(upgrade)
         choice = opt.envmatrix_installer or config.getini("envmatrix_installer").strip() or "auto"
         link_mode = _link_mode(config)
         installer = Installer("pip", link_mode=link_mode)
@@ -151,6 +166,19 @@ class Settings:
             timeout=_timeout(config),
             require_python=_require_python(config),
             suite=suite,
+            upgrade=upgrade,
+        )
+
+
+def _check_upgrade(opt) -> None:
+    if opt.envmatrix_axis:
+        raise pytest.UsageError(
+            "--envmatrix-upgrade runs the tests in two environments of its own: it does not combine with --envmatrix-axis"
+        )
+    if find_uv() is None:
+        raise pytest.UsageError(
+            "--envmatrix-upgrade resolves the environment after the upgrade with uv, which is neither importable "
+            "nor on PATH (pip install 'pytest-envmatrix[uv]')"
         )
 
 

@@ -51,17 +51,20 @@ def make_items(
     session: pytest.Session,
     combination: Combination,
     described: Sequence[dict],
-    suite: Matrix,
+    suite: Matrix | None,
 ) -> tuple[list[SuiteItem], dict[str, str]]:
     """The items one child collected, and the errors of those that cannot run (node id → message).
 
     ``described``: the child's description of each item (see ``_child.py``).
+    ``suite``: the matrix whose axes a test's own marker narrows; None when
+    markers have no say (the upgrade check runs every test in both its
+    environments).
     """
     items, errors = [], {}
     for description in described:
         nodeid = description["nodeid"]
         try:
-            wanted = _marker_allows(description["envmatrix"], combination, suite, nodeid)
+            wanted = suite is None or _marker_allows(description["envmatrix"], combination, suite, nodeid)
         except MarkerError as exc:
             wanted, errors[nodeid] = True, str(exc)
         if not wanted:
