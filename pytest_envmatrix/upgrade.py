@@ -289,9 +289,36 @@ def parse_compiled(text: str) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def combination(side: str, requirements: Iterable[str], title: str) -> Combination:
-    pin = Pin(AXIS, AXIS, side, "")
-    return Combination((pin,), None, EnvSpec(None, tuple(sorted(set(requirements))), title))
+@dataclass(frozen=True)
+class UpgradeCombination(Combination):
+    """``upgrade-before`` or ``upgrade-after``: an id that stays the same from run to run, for ``--lf`` and ``-k``.
+
+    Its values (the ``envmatrix_combination`` fixture) name the side and
+    each asked-for package's version in it, so a test written for a marker
+    (``envmatrix_combination["numpy"]``) reads the version it runs with.
+    """
+
+    side: str = BEFORE
+
+    @property
+    def id(self) -> str:
+        return f"{AXIS}-{self.side}"
+
+
+def combination(side: str, requirements: Iterable[str], title: str, targets: Sequence[UpgradeTarget] = ()) -> UpgradeCombination:
+    """One side of the check; ``targets`` with the version each has on this side (None: not installed there)."""
+    pins = [Pin(AXIS, AXIS, side, "")]
+    pins += [Pin(t.name, t.canonical, t.version, t.requirement) for t in targets if t.version]
+    return UpgradeCombination(tuple(pins), None, EnvSpec(None, tuple(sorted(set(requirements))), title), side)
+
+
+def _versions(targets: Sequence[UpgradeTarget], requirements: Iterable[str]) -> list[UpgradeTarget]:
+    """The targets with the version ``requirements`` pin them to, if any."""
+    pinned = {}
+    for requirement in requirements:
+        parsed = Requirement(requirement)
+        pinned[canonicalize_name(parsed.name)] = _version(requirement)
+    return [UpgradeTarget(t.name, t.canonical, pinned.get(t.canonical)) for t in targets]
 
 
 # ----------------------------------------------------------------------------- what moved
@@ -525,12 +552,13 @@ class UpgradeCheck:
             self._combinations = [combination(BEFORE, (), before_title), combination(AFTER, (), after_title)]
             return self._combinations
         self.reproduction = reproduce(installed, self.project, self.targets)
-        before = combination(BEFORE, (*self.reproduction.requirements, *map(canonical_requirement, self.deps)), before_title)
+        before_requirements = (*self.reproduction.requirements, *map(canonical_requirement, self.deps))
+        before = combination(BEFORE, before_requirements, before_title, _versions(self.targets, self.reproduction.requirements))
         try:
             after_requirements = resolve_after(
                 self.reproduction, self.targets, self.deps, self.project, python, self.index, self.uv, scratch
             )
-            after = combination(AFTER, after_requirements, after_title)
+            after = combination(AFTER, after_requirements, after_title, _versions(self.targets, after_requirements))
         except UpgradeError as exc:
             self.problems[f"{AXIS}-{AFTER}"] = f"envmatrix: could not resolve {after_title}: {exc.reason}\n{exc}"
             after = combination(AFTER, (), after_title)
@@ -541,7 +569,8 @@ class UpgradeCheck:
         return self.problems.get(combination.id)
 
     def environment_built(self, combination: Combination, env: BuiltEnv) -> None:
-        self.built[combination.pins[0].value] = env
+        if isinstance(combination, UpgradeCombination):
+            self.built[combination.side] = env
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         found = side_of(report.nodeid)

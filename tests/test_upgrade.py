@@ -58,6 +58,8 @@ SUITE = """
 
     @pytest.mark.envmatrix(emx_up=["1.0"])
     def test_marked(envmatrix_combination):
+        # a test written for a marker reads the version of the asked-for package it runs with
+        assert envmatrix_combination["emx_up"] == emx_up.VERSION
         assert envmatrix_combination["upgrade"] in ("before", "after")
 
     @pytest.mark.parametrize("n", [1, 2])
@@ -212,7 +214,7 @@ def upgrade_wheels(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("upgrade-wheels")
     for version in ("1.0", "2.0", "2.1"):
         major = int(version[0])
-        source = f"NAME = 'up'\n\ndef answer():\n    return {major}\n"
+        source = f"NAME = 'up'\nVERSION = {version!r}\n\ndef answer():\n    return {major}\n"
         if major >= 2:
             source += "\ndef new_api():\n    return 'new'\n"
         base = "emx-up-base<2" if major == 1 else "emx-up-base>=2"
