@@ -96,6 +96,13 @@ CONFIGURATION = {
     "envmatrix_project = sub: /abs/path/sub has no pyproject.toml with a [project] table and no setup.py": (["envmatrix_project = sub"], ["--envmatrix-list"]),
     "--envmatrix-axis: 'numpy' is not an axis: write name=version,version (e.g. numpy=1.26.4,2.1.3)": ([], ["--envmatrix-axis=numpy"]),
     "--envmatrix-axis: axis 'numpy' is given twice": ([], ["--envmatrix-axis=numpy=1.0", "--envmatrix-axis=numpy=2.0"]),
+    "--envmatrix-upgrade: 'numpy>=2' is neither a package name nor name==version (e.g. numpy or numpy==2.2.6)": (
+        [], ["--envmatrix-upgrade=numpy>=2"],
+    ),
+    "--envmatrix-upgrade: 'numpy' is given twice": ([], ["--envmatrix-upgrade=numpy==2.0", "--envmatrix-upgrade=numpy"]),
+    "--envmatrix-upgrade runs the tests in two environments of its own: it does not combine with --envmatrix-axis": (
+        [], ["--envmatrix-upgrade=numpy", "--envmatrix-axis=numpy=1.0"],
+    ),
     "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: drop -n; ...": (
         [], ["--envmatrix", "--envmatrix-axis=numpy=1.0", "-n", "1"],
     ),
@@ -103,6 +110,7 @@ CONFIGURATION = {
 #: Messages that need a machine without uv to provoke: checked against the source instead.
 CONFIGURATION_IN_SOURCE = {
     "envmatrix installer 'uv' was asked for, but uv is neither importable nor on PATH (pip install 'pytest-envmatrix[uv]')",
+    "--envmatrix-upgrade resolves the environment after the upgrade with uv, which is neither importable nor on PATH (pip install 'pytest-envmatrix[uv]')",
 }
 
 
