@@ -859,7 +859,8 @@ class EnvMatrixSession:
         tw = self.config.get_terminal_writer()
         if self.settings.suite_wide:
             combinations = self._suite_combinations()
-            tw.line("envmatrix: suite-wide matrix: every test, collected in each environment")
+            kind = "the upgrade check" if self.upgrade is not None else "suite-wide matrix"
+            tw.line(f"envmatrix: {kind}: every test, collected in each environment")
             specs = [(combination.env, f"{combination.id}: every test") for combination in combinations]
         else:
             tw.line("envmatrix: tests and their combinations")
