@@ -92,3 +92,38 @@ def test_the_example_under_plain_pytest_without_numpy_skips_saying_how_to_run_th
     assert plain.returncode == 0, plain.stdout + plain.stderr
     assert "2 skipped" in plain.stdout, plain.stdout
     assert "numpy is not installed here: run the matrix with pytest --envmatrix" in plain.stdout, plain.stdout
+
+
+@pytest.mark.network
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="numpy 2.1.3 needs Python 3.10 or later")
+def test_the_upgrade_check_finds_the_numpy_2_regression_from_1_26_4(tmp_path):
+    """From an environment with numpy 1.26.4 and the example installed editable, as a user has it."""
+    from pytest_envmatrix.installer import find_uv
+
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("uv is needed to make the parent's environment quickly (the test extra installs it)")
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
+    parent = tmp_path / "parent"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(parent)], check=True, timeout=300)
+    python = parent / "bin" / "python"
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), "-e", str(EXAMPLE.parent.parent), "-e", str(project),
+         "numpy==1.26.4", f"pytest=={pytest.__version__}"],
+        check=True,
+        timeout=900,
+    )
+    command = [
+        str(python), "-m", "pytest", "--envmatrix-upgrade=numpy==2.1.3", f"--envmatrix-cache-dir={tmp_path / 'envcache'}",
+        "-p", "no:randomly",
+    ]
+    run = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=900)
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    assert "upgraded: numpy 1.26.4 -> 2.1.3" in out, out
+    assert (
+        "regression  tests/test_stats.py::test_fee_keeps_double_precision  "
+        "fails after: AssertionError: assert dtype('float32') == <class 'numpy.float64'>"
+    ) in out, out
+    assert "0 regression(s)" not in out and "1 regression(s), 0 fixed, 1 unchanged" in out, out
