@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from .envcache import BuildError, BuiltEnv
 from .installer import IndexOptions
@@ -188,19 +189,45 @@ class Reproduction:
 def reproduce(installed: Sequence[Installed], project: Project | None, targets: Sequence[UpgradeTarget]) -> Reproduction:
     """The requirements that make an environment like the one ``installed`` describes."""
     asked = {t.canonical for t in targets}
+    project_name = _project_name(project)
     requirements, pinned, left_out = [], {}, []
     for dist in installed:
         requirement, url = _direct_requirement(dist)
         if dist.canonical in LEFT_OUT and dist.canonical not in asked:
             left_out.append((dist.name, LEFT_OUT[dist.canonical]))
-        elif project is not None and url is not None and _same_path(url, project.root):
+        elif project is not None and (dist.canonical == project_name or (url is not None and _same_path(url, project.root))):
             left_out.append((dist.name, "the project under test, installed editable"))
         elif requirement is not None:
             requirements.append(canonical_requirement(requirement))
+        elif not _is_version(dist.version):
+            left_out.append((dist.name, f"version {dist.version!r} is not a version an installer can pin"))
         else:
             requirements.append(f"{dist.canonical}=={dist.version}")
             pinned[dist.canonical] = dist.version
     return Reproduction(tuple(sorted(requirements)), pinned, tuple(left_out))
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _project_name(project: Project | None) -> str | None:
+    """The canonical name in the project's ``pyproject.toml``, if it says; the project may be installed by name too."""
+    if project is None:
+        return None
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        name = tomllib.loads((Path(project.root) / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+        return canonicalize_name(name) if isinstance(name, str) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def resolve_after(
@@ -561,6 +588,9 @@ class UpgradeCheck:
             after = combination(AFTER, after_requirements, after_title, _versions(self.targets, after_requirements))
         except UpgradeError as exc:
             self.problems[f"{AXIS}-{AFTER}"] = f"envmatrix: could not resolve {after_title}: {exc.reason}\n{exc}"
+            after = combination(AFTER, (), after_title)
+        except OSError as exc:  # the scratch folder could not be written
+            self.problems[f"{AXIS}-{AFTER}"] = f"envmatrix: could not resolve {after_title}: {exc}"
             after = combination(AFTER, (), after_title)
         self._combinations = [before, after]
         return self._combinations

@@ -85,9 +85,12 @@ def test_targets_are_names_or_exact_versions():
 def test_the_reproduction_pins_versions_keeps_urls_and_leaves_out_tooling_and_the_project(tmp_path):
     project = tmp_path / "myproj"
     project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "My_Proj"\nversion = "0.1"\n')
     installed = parse_installed(
         [
             ["numpy", "1.26.4", None],
+            ["my-proj", "0.1", None],  # the project installed by name, not from its folder
+            ["legacy", "2004d", None],
             ["numpy", "2.0.0", None],  # further down sys.path: never imported
             ["pip", "24.0", None],
             ["setuptools", "69.0", None],
@@ -110,6 +113,8 @@ def test_the_reproduction_pins_versions_keeps_urls_and_leaves_out_tooling_and_th
         "pip": "installer",
         "pytest-envmatrix": "this plugin",
         "myproj": "the project under test, installed editable",
+        "my-proj": "the project under test, installed editable",
+        "legacy": "version '2004d' is not a version an installer can pin",
     }
 
 
