@@ -294,8 +294,9 @@ def upgrade_section(result: pytest.RunResult) -> str:
     return text.split("\n=", 1)[0]
 
 
-def test_the_upgrade_check_lists_regressions_fixes_and_what_moved_and_exits_1(upgrade_run):
-    result = upgrade_run("-v", "--envmatrix-upgrade=emx_up")
+def test_the_upgrade_check_lists_regressions_fixes_and_what_moved_and_exits_1(upgrade_run, tmp_path):
+    junit = tmp_path / "junit.xml"
+    result = upgrade_run("-v", "--envmatrix-upgrade=emx_up", f"--junitxml={junit}")
     result.stdout.fnmatch_lines_random(
         [
             "*test_app.py::test_answer_is_one[[]upgrade-before[]] PASSED*",
@@ -324,6 +325,8 @@ def test_the_upgrade_check_lists_regressions_fixes_and_what_moved_and_exits_1(up
     )
     assert "emx-up-other" not in upgrade_section(result)
     assert result.ret == 1
+    xml = junit.read_text()
+    assert 'name="test_answer_is_one[upgrade-before]"' in xml and 'name="test_answer_is_one[upgrade-after]"' in xml
 
 
 def test_no_regression_exits_0_even_with_tests_failing_in_both(upgrade_run):
