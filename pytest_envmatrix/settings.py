@@ -45,6 +45,10 @@ HELP_AXIS = (
     "python per use: numpy=1.26.4,2.1.3), each environment collecting the tests itself"
 )
 HELP_AXES = "the suite-wide matrix: one axis per line (numpy=1.26.4,2.1.3), as --envmatrix-axis"
+HELP_REPORT = (
+    "with --envmatrix, write a JSON report to this path after the run: every item's outcome and duration, and each "
+    "environment's requested and installed packages, build and run times (see docs/reference.md)"
+)
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
 
@@ -84,6 +88,7 @@ def add_options(parser: pytest.Parser) -> None:
     # default None, not False: absent from the command line, the ini option decides
     group.addoption("--envmatrix-axis", metavar="NAME=V1,V2", action="append", default=[], help=HELP_AXIS)
     group.addoption("--envmatrix-require-python", action="store_true", default=None, help=HELP_REQUIRE_PYTHON)
+    group.addoption("--envmatrix-report", metavar="PATH", default=None, help=HELP_REPORT)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
@@ -114,6 +119,7 @@ class Settings:
     timeout: float | None
     require_python: bool = False  # a missing interpreter errors its items instead of skipping them
     suite: Matrix | None = None  # the suite-wide matrix (--envmatrix-axis, envmatrix_axes), if any
+    report: Path | None = None  # --envmatrix-report: where the JSON report goes
 
     @property
     def expands(self) -> bool:
@@ -151,6 +157,7 @@ class Settings:
             timeout=_timeout(config),
             require_python=_require_python(config),
             suite=suite,
+            report=_report(config),
         )
 
 
@@ -169,6 +176,14 @@ def _number(config: pytest.Config, name: str, kind: type, minimum: float, what: 
     if number < minimum:
         raise pytest.UsageError(f"{source}: {value} must be at least {minimum:g}")
     return number
+
+
+def _report(config: pytest.Config) -> Path | None:
+    """Relative to the directory pytest was started in, as ``--junitxml``'s path."""
+    value = config.option.envmatrix_report
+    if not value:
+        return None
+    return (config.invocation_params.dir / Path(value).expanduser()).resolve()
 
 
 def max_age_days(config: pytest.Config) -> float:
