@@ -186,8 +186,8 @@ def item_properties(combination: Combination, key: str | None, described: dict |
     environment's cache key, where its recipe could be made.
     """
     properties = [(COMBINATION_PROPERTY, combination.id)]
-    if described is not None:
-        installed = described.get("installed", {})
+    installed = (described or {}).get("installed")
+    if installed:  # else the environment could not be built: nothing was installed
         if combination.python:
             properties.append((f"{COMBINATION_PROPERTY}.python", described.get("python", "")))
         for pin in combination.pins:
