@@ -309,3 +309,12 @@ def test_merge_names_a_file_that_is_not_a_report(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == 'envmatrix report: other.json: not a pytest-envmatrix report (no "format": "pytest-envmatrix-report")'
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_report_that_cannot_be_written_is_said_and_the_run_goes_on(outcomes):
+    (outcomes.pytester.path / "taken").mkdir()
+    result = outcomes.run("--envmatrix-report=taken")
+    result.assert_outcomes(passed=6, failed=1, skipped=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["envmatrix: could not write the report */taken: *Is a directory*"])
+    assert [p.name for p in outcomes.pytester.path.iterdir() if p.name.startswith(".taken")] == []
