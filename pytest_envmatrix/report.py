@@ -420,9 +420,9 @@ def legend(grid: Grid) -> list[Segment]:
     out: list[Segment] = []
     for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"):
         if outcome in present:
-            out += [(MARKS[outcome], outcome), (f" {outcome}   ", None)]
+            out += [("   " if out else "", None), (MARKS[outcome], outcome), (f" {outcome}", None)]
     if len(grid.cells) < len(grid.rows) * len(grid.columns):
-        out.append(("- not in this combination", None))
+        out.append(("   - not in this combination", None))
     return out
 
 
@@ -676,7 +676,7 @@ class MatrixReport:
             except OSError as exc:
                 self._problems.append(f"envmatrix: could not write the report {self.report_path}: {exc}")
         summary = os.environ.get(SUMMARY_ENV)
-        if summary and data["items"]:
+        if summary and Grid.of(data["items"]):
             try:
                 with open(summary, "a", encoding="utf-8") as handle:
                     handle.write(markdown(data, github_link(str(self.config.rootpath))))

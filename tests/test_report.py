@@ -272,6 +272,8 @@ def test_the_grid_is_appended_to_the_github_step_summary(outcomes, monkeypatch, 
         " (failed): AssertionError: assert 1 == 2"
     ) in text
     assert "test_plain" not in text.split("**Failures")[0]
+    outcomes.run("-k", "test_plain").assert_outcomes(passed=1, deselected=7)
+    assert summary.read_text() == text  # no matrix item, no grid
 
 
 def report_command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -318,3 +320,79 @@ def test_a_report_that_cannot_be_written_is_said_and_the_run_goes_on(outcomes):
     assert result.ret == 1
     result.stdout.fnmatch_lines(["envmatrix: could not write the report */taken: *Is a directory*"])
     assert [p.name for p in outcomes.pytester.path.iterdir() if p.name.startswith(".taken")] == []
+
+
+# ----------------------------------------------------------------------------- the grid and merge, without processes
+
+
+def item(nodeid: str, combination: str | None, outcome: str) -> dict:
+    from pytest_envmatrix import report
+
+    return {"nodeid": nodeid, "test": report.function_of(nodeid), "combination": combination, "outcome": outcome, "path": "t.py", "line": 1}
+
+
+def text_of(lines) -> list[str]:
+    return ["".join(text for text, _ in line) for line in lines]
+
+
+def test_a_cell_shows_the_most_severe_outcome_of_its_items_and_the_counts_every_item():
+    from pytest_envmatrix import report
+
+    grid = report.Grid.of(
+        [
+            item("t.py::test_f[a-1.0-1]", "a-1.0", "passed"),
+            item("t.py::test_f[a-1.0-2]", "a-1.0", "failed"),
+            item("t.py::test_f[a-2.0-1]", "a-2.0", "skipped"),
+            item("t.py::test_f[a-2.0-2]", "a-2.0", "xfailed"),
+            item("t.py::test_f[a-10.0-1]", "a-10.0", "xpassed"),
+            item("t.py::test_g[a-10.0]", "a-10.0", "error"),
+            item("t.py::test_plain", None, "passed"),
+        ]
+    )
+    assert grid.columns == ["a-1.0", "a-2.0", "a-10.0"]  # by version, not as text
+    assert grid.rows == ["t.py::test_f", "t.py::test_g"]
+    assert [[grid.cells.get((row, column), "-") for column in grid.columns] for row in grid.rows] == [
+        ["failed", "xfailed", "xpassed"],
+        ["-", "-", "error"],
+    ]
+    assert text_of(report.count_lines(grid)) == ["a-1.0   1 failed, 1 passed", "a-2.0   1 skipped, 1 xfailed", "a-10.0  1 xpassed, 1 error"]
+    assert text_of(report.grid_lines(grid, 80)) == [
+        "              a-1.0  a-2.0  a-10.0",
+        "t.py::test_f    F      x      X",
+        "t.py::test_g    -      -      E",
+    ]
+
+
+def test_many_combinations_wrap_into_blocks_of_numbered_columns_or_fold():
+    from pytest_envmatrix import report
+
+    columns = [f"numpy-1.{n}.0" for n in range(12)]
+    grid = report.Grid.of([item(f"t.py::test_f[{c}]", c, "passed") for c in columns])
+    lines = text_of(report.grid_lines(grid, 40))
+    # "t.py::test_f" is 12 wide: 7 numbered columns of 4 fit beside it in 40, so two blocks
+    assert lines[:5] == [
+        "              1   2   3   4   5   6   7",
+        "t.py::test_f  .   .   .   .   .   .   .",
+        "",
+        "              8   9   10  11  12",
+        "t.py::test_f  .   .   .   .   .",
+    ]
+    assert " 1: numpy-1.0.0" in lines[6] and "12: numpy-1.11.0" in lines[-1]
+    assert report.grid_lines(grid, 20) is None  # more than four blocks: counts instead
+
+
+def test_merge_counts_an_environment_built_by_any_job_as_built():
+    from pytest_envmatrix import report
+
+    def one(items, built, reused, seconds):
+        env = {"key": "k1", "label": "a==1.0", "built": built, "reused": reused, "failed": None,
+               "build_seconds": seconds, "run_seconds": 1.0, "installed": {"a": "1.0"}, "combinations": ["a-1.0"]}
+        return {"format": report.FORMAT, "version": 1, "exitstatus": 0, "items": items, "environments": [env], "notes": []}
+
+    first = one([item("t.py::test_f[a-1.0]", "a-1.0", "failed")], True, False, 2.5)
+    second = one([item("t.py::test_g[a-1.0]", "a-1.0", "passed")], False, True, 0.0)
+    merged = report.merge([first, second], ["1.json", "2.json"])
+    (env,) = merged["environments"]
+    assert (env["built"], env["reused"], env["build_seconds"], env["run_seconds"]) == (True, False, 2.5, 2.0)
+    assert merged["summary"] == {"failed": 1, "passed": 1}
+    assert merged["combinations"] == {"a-1.0": {"failed": 1, "passed": 1}}
