@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import pytest
 
@@ -354,7 +354,7 @@ def _natural(text: str) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
-Segment = tuple[str, str | None]  # text, and the outcome whose colour it takes (None: plain)
+Segment = Tuple[str, Optional[str]]  # text, and the outcome whose colour it takes (None: plain)
 
 
 def grid_lines(grid: Grid, width: int) -> list[list[Segment]] | None:
@@ -704,12 +704,12 @@ class MatrixReport:
         if not grid:
             return
         width = terminalreporter._tw.fullwidth
-        lines = None if self.config.get_verbosity() < 0 else grid_lines(grid, width)
+        lines = None if self.config.getoption("verbose") < 0 else grid_lines(grid, width)
         title = f"envmatrix: {len(grid.rows)} test(s) in {len(grid.columns)} combination(s)"
         if lines is None:
             terminalreporter.write_sep("-", title + ", counts per combination")
             lines = count_lines(grid)
-            if self.config.get_verbosity() >= 0:
+            if self.config.getoption("verbose") >= 0:
                 lines.append([(f"(the grid is wider than the terminal's {width} columns)", None)])
         else:
             terminalreporter.write_sep("-", title)
