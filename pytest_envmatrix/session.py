@@ -38,7 +38,7 @@ from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .recipe import Recipe, detect_project
-from .report import XDIST_GROUP_PREFIX, Tally, item_properties, plain_nodeid
+from .report import COMBINATION_PROPERTY, XDIST_GROUP_PREFIX, Tally, item_properties, plain_nodeid
 from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
 from .settings import Settings
 
@@ -557,7 +557,7 @@ class EnvMatrixSession:
     def _suite_problem_properties(self, item: pytest.Item) -> list[tuple[str, str]]:
         """A suite-wide combination that could not be collected still has its column in the grid."""
         if isinstance(item, suite.SuiteItem):
-            return [("envmatrix", item.planned.combination_id)]
+            return [(COMBINATION_PROPERTY, item.planned.combination_id)]
         return []
 
     def _replay(self, item: pytest.Item, reports: list, warnings: list, properties: list = ()) -> None:
