@@ -25,6 +25,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+from . import distributions
 from .failures import FailureMemory, RememberedFailure
 from .integrity import changed_distributions
 from .processes import end, supervised_command, supervisor_environment
@@ -358,6 +359,7 @@ class EnvCache:
             python = self._create(recipe, path)
             self._check_stop()
             self._install(recipe, path, python, fresh_project)
+            distributions.record(path)  # before the mark: a complete environment always has its record
             seconds = time.monotonic() - start
             self._write_mark(recipe, path, python, seconds)
         except BaseException:

@@ -21,6 +21,7 @@ import pytest
 from .envcache import EnvCache
 from .items import COMBINATION_ARG, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
+from .report import MatrixReport
 from .session import EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 from .two_words import warning_lines
@@ -49,10 +50,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[COMBINATIONS_KEY] = {}
     config.stash[HINTS_KEY] = []
     if settings.expands:
+        report = MatrixReport(config, settings.report)
         try:
-            session = EnvMatrixSession(config, settings)
+            session = EnvMatrixSession(config, settings, report.tally)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
+        config.pluginmanager.register(report, "envmatrix-report")
         config.pluginmanager.register(session, "envmatrix-session")
 
 

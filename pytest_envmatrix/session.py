@@ -22,15 +22,15 @@ import gc
 import hashlib
 import shutil
 import threading
+import time
 import traceback
-import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from . import suite, upgrade, verdict
+from . import distributions, suite, upgrade, verdict
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .installer import find_uv
 from .interpreters import InterpreterFinder, InterpreterNotFound
@@ -39,6 +39,7 @@ from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .recipe import Recipe, detect_project
+from .report import COMBINATION_PROPERTY, XDIST_GROUP_PREFIX, Tally, item_properties, plain_nodeid
 from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
 from .settings import Settings
 
@@ -121,69 +122,6 @@ def _failed(reports: list) -> bool:
 
 
 @dataclass
-class Tally:
-    """What happened to the session's environments, for the summary (merged across xdist workers).
-
-    Kept by environment key, not as counts: under xdist every worker looks up
-    the environments of its own items (one builds an environment, the others
-    reuse it, or each fails to build it), and the summary counts each
-    environment once. The fields are plain lists and dicts, so a worker's tally
-    crosses to the controller as it is.
-    """
-
-    build_seconds: dict[str, float] = field(default_factory=dict)  # key → seconds spent building it
-    reused_keys: list[str] = field(default_factory=list)
-    failed_keys: list[str] = field(default_factory=list)
-    early_keys: list[str] = field(default_factory=list)  # children started from the last run's plan, before collection ended
-    notes: list[str] = field(default_factory=list)  # crashes and restarts
-
-    def count(self, env: BuiltEnv, early: bool = False) -> None:
-        if env.reused:
-            _add(self.reused_keys, env.key)
-        else:
-            self.build_seconds[env.key] = self.build_seconds.get(env.key, 0.0) + env.seconds
-        if early:
-            _add(self.early_keys, env.key)
-
-    def fail(self, key: str) -> None:
-        _add(self.failed_keys, key)
-
-    @property
-    def built(self) -> int:
-        return len(self.build_seconds)
-
-    @property
-    def total_build_seconds(self) -> float:
-        return sum(self.build_seconds.values())
-
-    @property
-    def reused(self) -> int:
-        """Environments that no process of this run built (another worker's reuse of a new one is not reuse)."""
-        return len(set(self.reused_keys) - set(self.build_seconds))
-
-    @property
-    def failed(self) -> int:
-        return len(set(self.failed_keys) - set(self.build_seconds) - set(self.reused_keys))
-
-    @property
-    def early(self) -> int:
-        return len(set(self.early_keys))
-
-    def merge(self, other: Tally) -> None:
-        for key, seconds in other.build_seconds.items():
-            self.build_seconds[key] = self.build_seconds.get(key, 0.0) + seconds
-        for mine, theirs in ((self.reused_keys, other.reused_keys), (self.failed_keys, other.failed_keys), (self.early_keys, other.early_keys)):
-            for key in theirs:
-                _add(mine, key)
-        self.notes.extend(other.notes)
-
-
-def _add(keys: list[str], key: str) -> None:
-    if key not in keys:
-        keys.append(key)
-
-
-@dataclass
 class EnvGroup:
     """The items of one run that share one environment."""
 
@@ -222,7 +160,8 @@ class EarlyRun:
 
 
 class EnvMatrixSession:
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, tally: Tally) -> None:
+        """``tally``: where the facts about environments go, for the reports (see :mod:`~pytest_envmatrix.report`)."""
         self.config = config
         self.settings = settings
         self._stopping = threading.Event()  # set when the run loop ends: every wait and build of ours ends too
@@ -243,7 +182,7 @@ class EnvMatrixSession:
         self._stopped_early = threading.Event()  # -x / --maxfail was reached in some child: the run ends now
         self._items: list[pytest.Item] = []  # the session's items, in pytest's order
         self._suite_children: dict[EnvSpec, tuple[BuiltEnv, Child]] = {}  # collected, waiting for their selection
-        self.tally = Tally()
+        self.tally = tally
         self.upgrade: upgrade.UpgradeCheck | None = None
         if settings.upgrade and settings.enabled:
             self.upgrade = upgrade.UpgradeCheck(settings.upgrade, settings.deps, self.project, settings.index, find_uv() or "uv")
@@ -314,7 +253,7 @@ class EnvMatrixSession:
                 continue
             group.env, group.prepared, group.started = early.env, True, True
             group.results = early.results
-            self.tally.count(early.env, early=True)
+            self.tally.count(early.env, group.recipe, distributions.installed(early.env.path), early=True)
             early.decide(group)
         for early in candidates.values():
             early.decide(None)
@@ -412,15 +351,16 @@ class EnvMatrixSession:
         try:
             env = self.cache.ensure(recipe, rebuild=self.settings.rebuild, on_wait=self._say)
         except (BuildError, BuildStopped) as exc:
-            self.tally.fail(recipe.key)
-            item = suite.problem_item(session, combination)
             reason = exc.reason if isinstance(exc, BuildError) else str(exc)
+            self.tally.fail(recipe.key, recipe, reason)
+            item = suite.problem_item(session, combination)
             details = "" if str(exc) == reason else f"\n{exc}"
             item.stash[PROBLEM_KEY] = f"envmatrix: could not build {combination.env.label}: {reason}{details}"
             return [item], []
-        self.tally.count(env)
+        self.tally.count(env, recipe, distributions.installed(env.path))
         if self.upgrade is not None:
             self.upgrade.environment_built(combination, env)
+        started = time.monotonic()
         child = Child(
             self.config,
             env,
@@ -435,6 +375,7 @@ class EnvMatrixSession:
             threads=threads,
         )
         described = child.collected(self.settings.timeout, self._stopping.is_set)
+        self.tally.ran(env.key, time.monotonic() - started)
         if described is None:
             outcome = child.finish(set(), lambda *_: None, lambda *_: None)
             item = suite.problem_item(session, combination)
@@ -532,7 +473,9 @@ class EnvMatrixSession:
                     return
                 child.select(sorted(given))
                 group.runs += 1
+                started = time.monotonic()
                 outcome = child.finish(given, group.results.put, group.results.add, self.settings.timeout, self._stopping.is_set)
+                self.tally.ran(group.env.key, time.monotonic() - started)
             self._run_items(group, group.env, group.items, first=(outcome, given))
         except Exception:
             self._fail_rest(group, f"envmatrix: internal error while running {group.spec.label}\n{traceback.format_exc()}")
@@ -581,7 +524,7 @@ class EnvMatrixSession:
         if combination is None:
             report = self.unexpanded.get(item.nodeid)
             if report is not None:  # it would run here, in the wrong environment: it errors (or skips) instead
-                self._replay(item, [report], [])
+                self._replay(item, [report], [], self._suite_problem_properties(item))
                 return True
             return None
         group = self.groups[combination.env]
@@ -591,7 +534,7 @@ class EnvMatrixSession:
         if taken is None:
             self._replay_ready(item.session)
             return True
-        self._replay(item, *taken, combination.id)
+        self._replay(item, *taken, self._properties(item, combination))
         self._replay_late()
         return True
 
@@ -619,12 +562,24 @@ class EnvMatrixSession:
         for item in self._items:
             taken = ready.pop(child_nodeid(item), None)
             if taken is not None:
-                self._replay(item, *taken, combination_of(item).id)
+                self._replay(item, *taken, self._properties(item, combination_of(item)))
         self._replay_late()
         if not session.shouldfail:
             session.shouldfail = f"stopping after {self._failures} failures"
 
-    def _replay(self, item: pytest.Item, reports: list, warnings: list, combination_id: str | None = None) -> None:
+    def _properties(self, item: pytest.Item, combination: Combination) -> list[tuple[str, str]]:
+        """What the item's reports carry for the reports (its combination, the versions installed, the key)."""
+        group = self.groups.get(combination.env)
+        key = group.recipe.key if group is not None and group.recipe is not None else None
+        return item_properties(combination, key, self.tally.described(key))
+
+    def _suite_problem_properties(self, item: pytest.Item) -> list[tuple[str, str]]:
+        """A suite-wide combination that could not be collected still has its column in the grid."""
+        if isinstance(item, suite.SuiteItem):
+            return [(COMBINATION_PROPERTY, item.planned.combination_id)]
+        return []
+
+    def _replay(self, item: pytest.Item, reports: list, warnings: list, properties: list = ()) -> None:
         """Pass an item's reports to the parent's hooks, as if it had run here."""
         if reports[-1].when != "teardown":
             # our own skip and error reports stand for a whole item: end it as pytest would
@@ -640,8 +595,7 @@ class EnvMatrixSession:
             )
         for report in reports:
             report.nodeid = item.nodeid  # the child's own, or xdist's group suffix, or a plugin's renaming
-            if combination_id is not None:
-                report.user_properties.append(("envmatrix", combination_id))
+            report.user_properties.extend(properties)
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
 
@@ -654,7 +608,7 @@ class EnvMatrixSession:
             items = {child_nodeid(item): item for item in group.items}
             for nodeid, reports in late:
                 item = items[nodeid]
-                self._replay(item, reports, [], combination_of(item).id)
+                self._replay(item, reports, [], self._properties(item, combination_of(item)))
 
     def _worker_batch(self, group: EnvGroup, item: pytest.Item) -> list[pytest.Item]:
         """In an xdist worker: ``item`` and the group's items queued for this worker, to run in one child.
@@ -714,10 +668,10 @@ class EnvMatrixSession:
                 self._fail_rest(group, "envmatrix: not run, the run stopped before its environment was ready", skip=True)
                 return
             except BuildError as exc:
-                self.tally.fail(recipe.key)
+                self.tally.fail(recipe.key, recipe, exc.reason)
                 self._fail_environment(group, items, exc.reason, str(exc))
                 return
-            self.tally.count(group.env)
+            self.tally.count(group.env, recipe, distributions.installed(group.env.path))
         if group.env is not None:
             self._run_items(group, group.env, items, first)
 
@@ -746,7 +700,7 @@ class EnvMatrixSession:
             remaining = [p for p in remaining if not group.results.has(p.nodeid)]
             if remaining and outcome.running is not None:
                 item = by_id[outcome.running]
-                self.tally.notes.append(verdict.restart_note(outcome, item, combination_of(item).id, len(remaining)))
+                self.tally.note(verdict.restart_note(outcome, item, combination_of(item).id, len(remaining)))
 
     def _settle(self, group: EnvGroup, outcome: ChildOutcome, given: list[str], by_id: dict) -> None:
         """Hand on what the child's end adds to its items' reports."""
@@ -760,20 +714,24 @@ class EnvMatrixSession:
                 group.results.add(nodeid, reports)
 
     def _child(self, env: BuiltEnv, items, name: str, results: GroupResults, running: set, stopping=None) -> ChildOutcome:
-        return run_child(
-            self.config,
-            env,
-            items,
-            workdir=self._workdir() / name,
-            basetemp=self._basetemp() / name,
-            cwd_on_sys_path=_CWD_ON_SYS_PATH,
-            on_item_done=results.put,
-            on_item_late=results.add,
-            timeout=self.settings.timeout,
-            running=running,
-            stopping=stopping or self._stopping.is_set,
-            threads=self._threads_per_child(),
-        )
+        started = time.monotonic()
+        try:
+            return run_child(
+                self.config,
+                env,
+                items,
+                workdir=self._workdir() / name,
+                basetemp=self._basetemp() / name,
+                cwd_on_sys_path=_CWD_ON_SYS_PATH,
+                on_item_done=results.put,
+                on_item_late=results.add,
+                timeout=self.settings.timeout,
+                running=running,
+                stopping=stopping or self._stopping.is_set,
+                threads=self._threads_per_child(),
+            )
+        finally:
+            self.tally.ran(env.key, time.monotonic() - started)
 
     def _threads_per_child(self) -> int:
         """Each child's share of the CPUs: children run ``jobs`` at once, or one per environment if fewer;
@@ -824,10 +782,7 @@ class EnvMatrixSession:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._stop()
-        workeroutput = getattr(session.config, "workeroutput", None)
-        if workeroutput is not None:  # an xdist worker: the controller prints the summary
-            workeroutput["envmatrix"] = dataclasses.asdict(self.tally)
-        elif self._ran:
+        if self._ran and not hasattr(session.config, "workerinput"):
             self.plans.save(
                 [
                     PlannedGroup(group.spec.label, group.recipe.key, tuple(_planned(item) for item in group.items))
@@ -835,25 +790,6 @@ class EnvMatrixSession:
                     if group.env is not None and group.recipe is not None
                 ]
             )
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error) -> None:
-        tally = getattr(node, "workeroutput", {}).get("envmatrix")
-        if tally:
-            self.tally.merge(Tally(**tally))
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        tally = self.tally
-        for note in tally.notes:
-            terminalreporter.write_line(f"envmatrix: {note}")
-        if not (tally.built or tally.reused or tally.failed):
-            return
-        parts = [f"{tally.built} built ({tally.total_build_seconds:.1f}s)", f"{tally.reused} reused"]
-        if tally.early:
-            parts[-1] += f" ({tally.early} started during collection)"
-        if tally.failed:
-            parts.append(f"{tally.failed} failed to build")
-        terminalreporter.write_sep("-", "envmatrix: environments: " + ", ".join(parts))
 
     def _print_matrix(self) -> None:
         tw = self.config.get_terminal_writer()
@@ -889,11 +825,8 @@ def _planned(item: pytest.Item) -> PlannedItem:
     return PlannedItem(child_nodeid(item), definition, combination.id, combination.values(), collected_as(item))
 
 
-_XDIST_GROUP_PREFIX = "envmatrix-"
-
-
 def _xdist_group(spec: EnvSpec) -> str:
-    return _XDIST_GROUP_PREFIX + hashlib.sha256(spec.label.encode()).hexdigest()[:10]
+    return XDIST_GROUP_PREFIX + hashlib.sha256(spec.label.encode()).hexdigest()[:10]
 
 
 def _xdist_distributes(config: pytest.Config) -> bool:
@@ -927,8 +860,4 @@ def _xdist_queued_items(config: pytest.Config) -> list[pytest.Item] | None:
 
 def child_nodeid(item: pytest.Item) -> str:
     """The node id the child sees: without the ``@group`` suffix xdist's loadgroup adds."""
-    nodeid = item.nodeid
-    head, sep, tail = nodeid.rpartition("@")
-    if sep and tail.startswith(_XDIST_GROUP_PREFIX):
-        return head
-    return nodeid
+    return plain_nodeid(item.nodeid)

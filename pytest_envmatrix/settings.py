@@ -49,6 +49,10 @@ HELP_UPGRADE = (
     "the upgrade check: run the tests in an environment that reproduces this one and in the same with this package "
     "moved to its newest release (or to ==VERSION), and list what changed; repeatable; implies --envmatrix"
 )
+HELP_REPORT = (
+    "with --envmatrix, write a JSON report to this path after the run: every item's outcome and duration, and each "
+    "environment's requested and installed packages, build and run times (see docs/reference.md)"
+)
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 
 
@@ -89,6 +93,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-axis", metavar="NAME=V1,V2", action="append", default=[], help=HELP_AXIS)
     group.addoption("--envmatrix-require-python", action="store_true", default=None, help=HELP_REQUIRE_PYTHON)
     group.addoption("--envmatrix-upgrade", metavar="NAME[==VERSION]", action="append", default=[], help=HELP_UPGRADE)
+    group.addoption("--envmatrix-report", metavar="PATH", default=None, help=HELP_REPORT)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
@@ -120,6 +125,7 @@ class Settings:
     require_python: bool = False  # a missing interpreter errors its items instead of skipping them
     suite: Matrix | None = None  # the suite-wide matrix (--envmatrix-axis, envmatrix_axes), if any
     upgrade: tuple[UpgradeTarget, ...] = ()  # the upgrade check's packages (--envmatrix-upgrade), if any
+    report: Path | None = None  # --envmatrix-report: where the JSON report goes
 
     @property
     def expands(self) -> bool:
@@ -167,6 +173,7 @@ class Settings:
             require_python=_require_python(config),
             suite=suite,
             upgrade=upgrade,
+            report=_report(config),
         )
 
 
@@ -197,6 +204,14 @@ def _number(config: pytest.Config, name: str, kind: type, minimum: float, what: 
     if number < minimum:
         raise pytest.UsageError(f"{source}: {value} must be at least {minimum:g}")
     return number
+
+
+def _report(config: pytest.Config) -> Path | None:
+    """Relative to the directory pytest was started in, as ``--junitxml``'s path."""
+    value = config.option.envmatrix_report
+    if not value:
+        return None
+    return (config.invocation_params.dir / Path(value).expanduser()).resolve()
 
 
 def max_age_days(config: pytest.Config) -> float:

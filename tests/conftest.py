@@ -123,6 +123,12 @@ def hermetic_installer(monkeypatch):
     monkeypatch.setenv("UV_NO_CONFIG", "1")
 
 
+@pytest.fixture(autouse=True)
+def no_step_summary(monkeypatch):
+    """A CI job's own step summary is not for the runs these tests start: each test that wants one sets it."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     """One environment cache for the whole test session, so equal environments are built once."""

@@ -1,6 +1,7 @@
 """A matrix run as the user sees it: one result per (test, combination), from the right environment."""
 
 import gc
+import re
 
 import pytest
 
@@ -325,7 +326,8 @@ def test_junitxml_has_one_testcase_per_combination(matrix):
     assert cases["test_two[emx_demo-1.0]"].find("failure") is not None
     assert cases["test_two[emx_demo-2.0]"].find("failure") is None
     props = {p.get("name"): p.get("value") for p in cases["test_two[emx_demo-2.0]"].iter("property")}
-    assert props == {"envmatrix": "emx_demo-2.0"}
+    assert props.pop("envmatrix.key") in {mark["key"] for mark in matrix.envs().values()}
+    assert props == {"envmatrix": "emx_demo-2.0", "envmatrix.emx_demo": "2.0"}
 
 
 def test_recorded_properties_of_any_type_reach_junitxml_as_plain_pytest_writes_them(matrix):
@@ -352,7 +354,10 @@ def test_recorded_properties_of_any_type_reach_junitxml_as_plain_pytest_writes_t
 
     (case,) = ET.parse(matrix.pytester.path / "out.xml").iter("testcase")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
-    assert props == {"day": "2026-01-02", "share": "1/3", "ratio": "0.5", "tags": "('a', 1)", "envmatrix": "emx_demo-2.0"}
+    assert props.pop("envmatrix.key") in {mark["key"] for mark in matrix.envs().values()}
+    assert props == {
+        "day": "2026-01-02", "share": "1/3", "ratio": "0.5", "tags": "('a', 1)", "envmatrix": "emx_demo-2.0", "envmatrix.emx_demo": "2.0",
+    }
 
 
 def test_a_matrix_run_in_process_leaves_the_garbage_collector_as_it_found_it(matrix):
@@ -441,9 +446,11 @@ def test_skip_and_error_reports_of_the_plugin_carry_the_junit_property(fresh_mat
     import xml.etree.ElementTree as ET
 
     cases = {c.get("name"): c for c in ET.parse(fresh_matrix.pytester.path / "out.xml").iter("testcase")}
-    for name in ("test_x[py3.99-emx_demo-9.9]", "test_x[py3.11-emx_demo-9.9]"):
-        props = {p.get("name"): p.get("value") for p in cases[name].iter("property")}
-        assert props == {"envmatrix": name[len("test_x["):-1]}
+    props = {name: {p.get("name"): p.get("value") for p in case.iter("property")} for name, case in cases.items()}
+    # no interpreter: no environment, no key; a failed build: its key, and no version, since nothing was installed
+    assert props["test_x[py3.99-emx_demo-9.9]"] == {"envmatrix": "py3.99-emx_demo-9.9"}
+    assert re.fullmatch("[0-9a-f]{64}", props["test_x[py3.11-emx_demo-9.9]"].pop("envmatrix.key"))
+    assert props["test_x[py3.11-emx_demo-9.9]"] == {"envmatrix": "py3.11-emx_demo-9.9"}
     assert cases["test_x[py3.99-emx_demo-9.9]"].find("skipped") is not None
     assert cases["test_x[py3.11-emx_demo-9.9]"].find("error") is not None
 
