@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from . import suite, verdict
+from . import suite, verdict, versions
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
@@ -221,9 +221,10 @@ class EarlyRun:
 
 
 class EnvMatrixSession:
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, resolver: versions.Resolver | None = None) -> None:
         self.config = config
         self.settings = settings
+        self.resolver = resolver  # turns the suite-wide matrix's version selectors into versions
         self._stopping = threading.Event()  # set when the run loop ends: every wait and build of ours ends too
         self.cache = EnvCache(settings.cache_dir, max_builds=settings.jobs, stop=self._stopping)
         self._run_slots = threading.BoundedSemaphore(settings.jobs)  # children under way, early ones included
@@ -359,12 +360,17 @@ class EnvMatrixSession:
             session.items = []
             self.config.hook.pytest_collection_finish(session=session)
             return True
-        combinations = self.settings.suite.combinations(self.settings.deps)
+        combinations, unresolved = versions.combinations(self.resolver, self.settings.suite, self.settings.deps)
         self._basetemp()  # here: pytest's factory is not safe to call from several threads
-        executor = self._executor_for(len(combinations))
-        threads = thread_share(min(self.settings.jobs, len(combinations)))
-        jobs = [executor.submit(self._collect_in, session, combination, index, threads) for index, combination in enumerate(combinations)]
         per_combination, skips = [], []
+        if unresolved is not None:
+            per_combination = [[suite.problem_item(session, combination)] for combination in combinations]
+            for (item,) in per_combination:
+                item.stash[PROBLEM_KEY] = unresolved
+            combinations = []
+        executor = self._executor_for(len(combinations))
+        threads = thread_share(min(self.settings.jobs, max(len(combinations), 1)))
+        jobs = [executor.submit(self._collect_in, session, combination, index, threads) for index, combination in enumerate(combinations)]
         for combination, job in zip(combinations, jobs):
             items, combination_skips = job.result()
             per_combination.append(items)
@@ -839,7 +845,9 @@ class EnvMatrixSession:
     def _print_matrix(self) -> None:
         tw = self.config.get_terminal_writer()
         if self.settings.suite is not None and self.settings.enabled:
-            combinations = self.settings.suite.combinations(self.settings.deps)
+            combinations, unresolved = versions.combinations(self.resolver, self.settings.suite, self.settings.deps)
+            if unresolved is not None:
+                tw.line(unresolved)
             tw.line("envmatrix: suite-wide matrix: every test, collected in each environment")
             specs = [(combination.env, f"{combination.id}: every test") for combination in combinations]
         else:
@@ -848,6 +856,10 @@ class EnvMatrixSession:
                 for item in group.items:
                     tw.line(f"  {item.nodeid}")
             specs = [(group.spec, f"{len(group.items)} items") for group in self.groups.values()]
+        if self.resolver is not None and self.resolver.resolved:
+            tw.line("envmatrix: version selectors")
+            for line in self.resolver.lines():
+                tw.line(line)
         tw.line("envmatrix: environments")
         for spec, what in specs:
             try:
