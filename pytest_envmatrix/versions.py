@@ -232,6 +232,8 @@ def fetch_files(url: str, timeout: float = LOOKUP_TIMEOUT) -> list[OfferedFile]:
         raise
     if "json" in content_type:
         data = json.loads(body)
+        if not isinstance(data, dict) or not isinstance(data.get("files", []), list):
+            raise ValueError("the index's answer is not a project page of the simple API")
         return [
             OfferedFile(entry["filename"], entry.get("requires-python"), bool(entry.get("yanked")))
             for entry in data.get("files", [])
@@ -382,10 +384,12 @@ def installed_version(package: str) -> str | None:
     """The version installed where pytest runs, or None."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
+    for name in dict.fromkeys((package, package.replace("-", "_"))):  # Python 3.9 does not normalize names itself
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def project_requirement(requirements: Sequence[str] | None, package: str, target: Target) -> SpecifierSet | None:

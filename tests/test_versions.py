@@ -287,3 +287,11 @@ def test_an_answer_of_the_wrong_shape_in_the_cache_is_ignored(index, listing, tm
         kept.write_text(json.dumps({"format": 1, "url": index.url + "/emx-ladder/", "fetched": 1e18, "files": [[1, 2, 3]]}))
     listing(index.url, "--envmatrix-list").stdout.fnmatch_lines(["  emx-ladder latest -> 2.0"])
     assert len(index.requests) == 2
+
+
+def test_offline_without_a_cached_answer_errors_each_suite_wide_combination(listing):
+    url = closed_port_url()
+    result = listing(url, "--envmatrix", "-v", "--envmatrix-axis=emx_ladder=latest,1.0")
+    result.stdout.fnmatch_lines_random(["*envmatrix[[]emx_ladder-latest[]] ERROR*", "*envmatrix[[]emx_ladder-1.0[]] ERROR*"])
+    result.stdout.fnmatch_lines(["*envmatrix: could not resolve emx-ladder 'latest': could not list the releases of emx-ladder at *"])
+    result.assert_outcomes(errors=2)
