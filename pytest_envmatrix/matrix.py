@@ -22,6 +22,11 @@ from packaging.version import InvalidVersion, Version
 
 PYTHON_AXIS = "python"
 
+#: Axis values that name a version by what the index offers or what is installed, resolved before the run
+#: (see :mod:`~pytest_envmatrix.versions`); ``minors:<specifier>`` is the fourth form.
+SELECTORS = ("current", "latest", "oldest")
+MINORS = "minors:"
+
 
 class MarkerError(ValueError):
     """An ``envmatrix`` marker that cannot be honoured; the message names the bad value."""
@@ -50,13 +55,43 @@ def canonical_requirement(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Selector:
+    """A version selector as written on an axis: ``latest``, or ``minors`` with its range."""
+
+    text: str
+    kind: str  # "current", "latest", "oldest" or "minors"
+    specifier: SpecifierSet | None = None  # the range of ``minors:``
+
+
+def parse_selector(text: str) -> Selector | None:
+    """The selector ``text`` spells, or None when it is not one; a ``minors:`` without a valid range raises ValueError."""
+    text = text.strip()
+    if text in SELECTORS:
+        return Selector(text, text)
+    if text.startswith(MINORS):
+        spec = text[len(MINORS):].strip()
+        if not spec:
+            raise ValueError(f"{text!r} needs a range of versions, e.g. 'minors:>=1.24,<2.3'")
+        try:
+            return Selector(text, "minors", SpecifierSet(spec))
+        except InvalidSpecifier:
+            raise ValueError(f"{text!r}: {spec!r} is not a version specifier (e.g. 'minors:>=1.24,<2.3')") from None
+    return None
+
+
+#: (canonical package name, selector as written, python request or None) → the versions it stands for
+Resolved = Mapping[tuple[str, str, "str | None"], Sequence[str]]
+
+
+@dataclass(frozen=True)
 class Pin:
     """One package axis at one value, e.g. ``numpy`` at ``1.26.4``."""
 
     name: str  # as written in the marker: it is what the user sees in item ids
     canonical: str
-    value: str  # as written
+    value: str  # as written, or the version a selector resolved to
     requirement: str
+    selector: str | None = None  # the selector as written, when ``value`` was resolved from one
 
     @property
     def id(self) -> str:
@@ -128,12 +163,34 @@ class Matrix:
     python: tuple[str, ...] | None = None
     deps: list[str] = field(default_factory=list)
     exclude: list[dict[str, object]] = field(default_factory=list)
+    # axes whose value a test's marker cannot narrow (a bisect probe's package: every test runs at its version)
+    forced: frozenset[str] = frozenset()
 
-    def combinations(self, base_deps: Sequence[str] = ()) -> list[Combination]:
+    def selectors(self) -> list[tuple[str, str, str | None]]:
+        """What must be resolved before :meth:`combinations` can give concrete versions.
+
+        One (canonical name, selector as written, python request) per
+        selector and interpreter: ``latest`` may differ between interpreters.
+        """
+        pythons: Sequence[str | None] = self.python or (None,)
+        return [
+            (axis.canonical, value, python)
+            for axis in sorted(self.axes.values(), key=lambda a: a.canonical)
+            for value in axis.values
+            if parse_selector(value) is not None
+            for python in pythons
+        ]
+
+    def combinations(self, base_deps: Sequence[str] = (), resolved: Resolved | None = None) -> list[Combination]:
         """The cartesian product of the axes, less the excluded combinations.
 
         ``base_deps`` are requirement lines every environment gets (the
         ``envmatrix_deps`` ini option), already validated by the caller.
+        ``resolved`` gives the versions of each of :meth:`selectors`; a
+        selector it lacks stays as written, with a requirement on the bare
+        name (enough to check a marker, not to build its environments). Two
+        values that come to the same version (``latest`` and the version it
+        is) make one combination.
         """
         axes = sorted(self.axes.values(), key=lambda a: a.canonical)
         pythons: Sequence[str | None] = self.python or (None,)
@@ -145,11 +202,8 @@ class Matrix:
         result = []
         excluded = 0
         for python in pythons:
-            for values in itertools.product(*(axis.values for axis in axes)):
-                pins = tuple(
-                    Pin(axis.name, axis.canonical, value, _pin_requirement(axis.canonical, value))
-                    for axis, value in zip(axes, values)
-                )
+            columns = [_axis_pins(axis, python, resolved or {}) for axis in axes]
+            for pins in itertools.product(*columns):
                 if self._excluded(pins, python):
                     excluded += 1
                     continue
@@ -181,10 +235,28 @@ class Matrix:
         return result
 
     def _excluded(self, pins: tuple[Pin, ...], python: str | None) -> bool:
-        current = {pin.canonical: value_key(pin.value) for pin in pins}
+        """A rule may name a pin by its version or by the selector it came from."""
+        current = {pin.canonical: {value_key(pin.value), value_key(pin.selector or pin.value)} for pin in pins}
         if python is not None:
-            current[PYTHON_AXIS] = python
-        return any(all(current.get(k) == v for k, v in rule.items()) for rule in self.exclude)
+            current[PYTHON_AXIS] = {python}
+        return any(all(v in current.get(k, ()) for k, v in rule.items()) for rule in self.exclude)
+
+
+def _axis_pins(axis: Axis, python: str | None, resolved: Resolved) -> list[Pin]:
+    """The axis's pins for one interpreter: each selector replaced by its versions, each version once."""
+    pins: dict[object, Pin] = {}
+    for value in axis.values:
+        if parse_selector(value) is None:
+            pins.setdefault(value_key(value), Pin(axis.name, axis.canonical, value, _pin_requirement(axis.canonical, value)))
+            continue
+        versions = resolved.get((axis.canonical, value, python))
+        if versions is None:
+            pins.setdefault(value, Pin(axis.name, axis.canonical, value, axis.canonical, selector=value))
+            continue
+        for version in versions:
+            pin = Pin(axis.name, axis.canonical, version, _pin_requirement(axis.canonical, version), selector=value)
+            pins.setdefault(value_key(version), pin)
+    return list(pins.values())
 
 
 def _check_exact_pins(requirements: Sequence[tuple[str, str, Requirement]], where: str) -> None:
@@ -341,11 +413,20 @@ def _parse_versions(name: str, canonical: str, value: object, where: str) -> tup
             )
         text = item.strip()
         try:
+            selector = parse_selector(text)
+        except ValueError as exc:
+            raise MarkerError(f"{where}: envmatrix axis {name!r}: {exc}") from None
+        if selector is not None:
+            if text in seen:
+                raise MarkerError(f"{where}: envmatrix axis {name!r}: {item!r} repeats {seen[text]!r}")
+            seen[text] = text
+            continue
+        try:
             requirement = _pin_requirement(canonical, text)
         except (InvalidSpecifier, InvalidRequirement, ValueError):
             raise MarkerError(
-                f"{where}: envmatrix axis {name!r}: {item!r} is neither a version (e.g. '1.26.4') "
-                f"nor a version specifier (e.g. '>=2,<2.2')"
+                f"{where}: envmatrix axis {name!r}: {item!r} is neither a version (e.g. '1.26.4'), "
+                f"a version specifier (e.g. '>=2,<2.2') nor a selector ('current', 'latest', 'oldest', 'minors:>=1.24')"
             ) from None
         if "===" in requirement:
             # legal PEP 440, but it compares strings ('===1.0' does not match 1.0.0), and uv and pip
@@ -489,7 +570,8 @@ def parse_axis(text: str, source: str) -> tuple[str, list[str]]:
 
     Values are separated by commas; a specifier of several clauses stays one
     value (``numpy=>=2,<2.2,1.26.4`` is ``>=2,<2.2`` and ``1.26.4``): a piece
-    that starts with an operator continues a previous piece that did.
+    that starts with an operator continues a previous piece that did, or a
+    ``minors:`` selector (``minors:>=1.24,<2.3``).
     """
     name, sep, rest = text.partition("=")
     name = name.strip()
@@ -499,19 +581,20 @@ def parse_axis(text: str, source: str) -> tuple[str, list[str]]:
     for piece in (part.strip() for part in rest.split(",")):
         if not piece:
             raise MarkerError(f"{source}: {text!r} has an empty value")
-        if values and piece[0] in "<>=!~" and values[-1][0] in "<>=!~":
+        if values and piece[0] in "<>=!~" and (values[-1][0] in "<>=!~" or values[-1].startswith(MINORS)):
             values[-1] += "," + piece
         else:
             values.append(piece)
     return name, values
 
 
-def suite_matrix(command_line: Iterable[str], ini: Iterable[str]) -> Matrix | None:
+def suite_matrix(command_line: Iterable[str], ini: Iterable[str], forced: bool = False) -> Matrix | None:
     """The matrix every test runs in; None when no axis is given.
 
     An axis on the command line replaces the ini file's axis of the same
     name (to try one version without editing the file); a name given twice
-    in one place is an error.
+    in one place is an error. ``forced``: the first command-line axis is
+    one markers cannot narrow (see :attr:`Matrix.forced`).
     """
     named: dict[str, list[str]] = {}
     for texts, source in ((command_line, "--envmatrix-axis"), (ini, "ini option envmatrix_axes")):
@@ -528,7 +611,11 @@ def suite_matrix(command_line: Iterable[str], ini: Iterable[str]) -> Matrix | No
                 named[name] = values
     if not named:
         return None
-    return build_matrix([((), named)], where="the suite-wide matrix")
+    matrix = build_matrix([((), named)], where="the suite-wide matrix")
+    if forced:
+        first = next(iter(named))
+        matrix.forced = frozenset({PYTHON_AXIS if first == PYTHON_AXIS else canonicalize_name(first)})
+    return matrix
 
 
 def _same_axis(key: str, name: str) -> bool:

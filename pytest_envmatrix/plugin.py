@@ -19,9 +19,11 @@ import re
 import pytest
 
 from .envcache import EnvCache
-from .items import COMBINATION_ARG, expand_items
+from . import bisect, versions
+from .items import COMBINATION_ARG, PROBLEM_KEY, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
 from .report import MatrixReport
+from .recipe import detect_project, project_dependencies
 from .session import EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 from .two_words import warning_lines
@@ -37,6 +39,14 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 COMBINATIONS_KEY = pytest.StashKey[dict]()
 PYTEST_REQUIRES_PYTHON_KEY = pytest.StashKey["str | None"]()
 HINTS_KEY = pytest.StashKey[list]()  # what the user should know of markers that reached no test, for the summary
+RESOLVER_KEY = pytest.StashKey["versions.Resolver | None"]()
+
+
+class Unresolved:
+    """The parameter of a combination whose version selectors could not be resolved: its item errors with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,14 +59,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[COMBINATIONS_KEY] = {}
     config.stash[HINTS_KEY] = []
+    config.stash[RESOLVER_KEY] = None
     if settings.expands:
         report = MatrixReport(config, settings.report)
         try:
-            session = EnvMatrixSession(config, settings, report.tally)
+            project = detect_project(config.rootpath, settings.project)
+            resolver = config.stash[RESOLVER_KEY] = versions.resolver_for_run(
+                settings.index, settings.installer.name, settings.cache_dir, settings.versions_ttl, settings.refresh,
+                settings.pre, project_dependencies(project),
+            )
+            session = EnvMatrixSession(config, settings, report.tally, resolver)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(report, "envmatrix-report")
         config.pluginmanager.register(session, "envmatrix-session")
+    if config.option.envmatrix_probe_report:
+        config.pluginmanager.register(bisect.ProbeRecorder(config.option.envmatrix_probe_report), "envmatrix-probe")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -65,7 +83,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_cmdline_main(config: pytest.Config):
-    """``--envmatrix-prune`` is a maintenance command: it prunes and exits, collecting nothing."""
+    """``--envmatrix-prune`` and ``--envmatrix-bisect`` are commands of their own: they run and exit."""
+    if config.option.envmatrix_bisect and not config.option.envmatrix_probe:  # a probe is never a bisect (PYTEST_ADDOPTS)
+        return bisect.main(config)
     if not config.option.envmatrix_prune:
         return None
     root = cache_dir(config)
@@ -99,17 +119,28 @@ def closest_first(definition: pytest.Item) -> list[pytest.Mark]:
     return marks
 
 
-def _combinations(config: pytest.Config, marks: list[pytest.Mark], where: str) -> list:
+def _combinations(config: pytest.Config, marks: list[pytest.Mark], where: str, unresolved: list | None = None) -> list:
+    """The combinations of a test's markers, its version selectors resolved (with ``--envmatrix``).
+
+    When a selector cannot be resolved, its reason is appended to
+    ``unresolved`` and the combinations keep the selectors as written; with
+    no ``unresolved`` list to take the reason, it is a MarkerError.
+    """
     cache = config.stash[COMBINATIONS_KEY]
     key = tuple(id(mark) for mark in marks)
     if key not in cache:
         matrix = build_matrix([(mark.args, mark.kwargs) for mark in marks], where=where)
-        combinations = matrix.combinations(config.stash[SETTINGS_KEY].deps)
+        combinations, problem = versions.combinations(config.stash[RESOLVER_KEY], matrix, config.stash[SETTINGS_KEY].deps)
         if matrix.python:
             check_pytest_runs(combinations, pytest.__version__, _pytest_requires_python(config), where)
         # the marks are kept with the result, so their ids cannot be reused by other objects
-        cache[key] = (marks, combinations)
-    return cache[key][1]
+        cache[key] = (marks, combinations, problem)
+    _, combinations, problem = cache[key]
+    if problem is not None:
+        if unresolved is None:
+            raise MarkerError(f"{where}: {problem}")
+        unresolved.append(problem)
+    return combinations
 
 
 def _pytest_requires_python(config: pytest.Config) -> str | None:
@@ -130,12 +161,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not marks:
         return
     settings = metafunc.config.stash[SETTINGS_KEY]
+    unresolved: list[str] = []
     try:
-        combinations = _combinations(metafunc.config, marks, where=metafunc.definition.nodeid)
+        combinations = _combinations(metafunc.config, marks, where=metafunc.definition.nodeid, unresolved=unresolved)
     except MarkerError as exc:
         raise pytest.Collector.CollectError(str(exc)) from None
     if settings.expands:
-        metafunc.parametrize(COMBINATION_ARG, combinations, ids=[c.id for c in combinations])
+        params = [Unresolved(unresolved[0]) for _ in combinations] if unresolved else combinations
+        metafunc.parametrize(COMBINATION_ARG, params, ids=[c.id for c in combinations])
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """An item whose version selectors could not be resolved errors with the reason (see :class:`Unresolved`)."""
+    param = getattr(getattr(item, "callspec", None), "params", {}).get(COMBINATION_ARG)
+    if isinstance(param, Unresolved):
+        item.stash[PROBLEM_KEY] = param.reason
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -208,3 +248,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for hint in config.stash.get(HINTS_KEY, []):
         terminalreporter.write_line(hint, yellow=True)
+    resolver = config.stash.get(RESOLVER_KEY, None)
+    if resolver is not None:
+        for note in resolver.finder.notes:
+            terminalreporter.write_line(note, yellow=True)

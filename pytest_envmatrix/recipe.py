@@ -64,9 +64,14 @@ def detect_project(rootdir: Path, mode: str) -> Project | None:
 def _buildable(root: Path) -> bool:
     if (root / "setup.py").is_file():
         return True
+    return _project_table(root) is not None
+
+
+def _project_table(root: Path) -> dict | None:
+    """The ``[project]`` table of the root's pyproject.toml, or None."""
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
-        return False
+        return None
     try:
         import tomllib
     except ImportError:  # Python < 3.11
@@ -74,8 +79,22 @@ def _buildable(root: Path) -> bool:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (ValueError, OSError):
-        return False
-    return "project" in data
+        return None
+    table = data.get("project")
+    return table if isinstance(table, dict) else None
+
+
+def project_dependencies(project: Project | None) -> list[str] | None:
+    """The project's own requirements (``[project].dependencies``); None without a project.
+
+    A project whose dependencies are computed at build time (``dynamic``,
+    setup.py) declares none that can be read here: an empty list.
+    """
+    if project is None:
+        return None
+    table = _project_table(Path(project.root)) or {}
+    dependencies = table.get("dependencies", [])
+    return [d for d in dependencies if isinstance(d, str)] if isinstance(dependencies, list) else []
 
 
 def _local_paths(requirements) -> list[tuple[str, Path]]:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from . import distributions, suite, upgrade, verdict
+from . import distributions, suite, upgrade, verdict, versions
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .installer import find_uv
 from .interpreters import InterpreterFinder, InterpreterNotFound
@@ -160,10 +160,14 @@ class EarlyRun:
 
 
 class EnvMatrixSession:
-    def __init__(self, config: pytest.Config, settings: Settings, tally: Tally) -> None:
-        """``tally``: where the facts about environments go, for the reports (see :mod:`~pytest_envmatrix.report`)."""
+    def __init__(
+        self, config: pytest.Config, settings: Settings, tally: Tally, resolver: versions.Resolver | None = None
+    ) -> None:
+        """``tally``: where the facts about environments go, for the reports (see :mod:`~pytest_envmatrix.report`);
+        ``resolver``: turns version selectors into versions."""
         self.config = config
         self.settings = settings
+        self.resolver = resolver  # turns the suite-wide matrix's version selectors into versions
         self._stopping = threading.Event()  # set when the run loop ends: every wait and build of ours ends too
         self.cache = EnvCache(settings.cache_dir, max_builds=settings.jobs, stop=self._stopping)
         self._run_slots = threading.BoundedSemaphore(settings.jobs)  # children under way, early ones included
@@ -304,11 +308,16 @@ class EnvMatrixSession:
             self.config.hook.pytest_collection_finish(session=session)
             return True
         self._basetemp()  # here: pytest's factory is not safe to call from several threads
-        combinations = self._suite_combinations()
-        executor = self._executor_for(len(combinations))
-        threads = thread_share(min(self.settings.jobs, len(combinations)))
-        jobs = [executor.submit(self._collect_in, session, combination, index, threads) for index, combination in enumerate(combinations)]
+        combinations, unresolved = self._suite_combinations()
         per_combination, skips = [], []
+        if unresolved is not None:
+            per_combination = [[suite.problem_item(session, combination)] for combination in combinations]
+            for (item,) in per_combination:
+                item.stash[PROBLEM_KEY] = unresolved
+            combinations = []
+        executor = self._executor_for(len(combinations))
+        threads = thread_share(min(self.settings.jobs, max(len(combinations), 1)))
+        jobs = [executor.submit(self._collect_in, session, combination, index, threads) for index, combination in enumerate(combinations)]
         for combination, job in zip(combinations, jobs):
             items, combination_skips = job.result()
             per_combination.append(items)
@@ -323,11 +332,12 @@ class EnvMatrixSession:
         session.testscollected = len(items)
         return True
 
-    def _suite_combinations(self) -> list[Combination]:
+    def _suite_combinations(self) -> tuple[list[Combination], str | None]:
+        """The combinations whose children collect the suite, and why none can run (version selectors unresolved), if so."""
         if self.upgrade is not None:
             python = self.finder.find(None).executable
-            return self.upgrade.combinations(python, self._workdir() / "upgrade")
-        return self.settings.suite.combinations(self.settings.deps)
+            return self.upgrade.combinations(python, self._workdir() / "upgrade"), None
+        return versions.combinations(self.resolver, self.settings.suite, self.settings.deps)
 
     def _collect_in(self, session: pytest.Session, combination: Combination, index: int, threads: int) -> tuple[list[pytest.Item], list]:
         """One combination's items (and module-level skips): its environment built, its child collected.
@@ -794,7 +804,9 @@ class EnvMatrixSession:
     def _print_matrix(self) -> None:
         tw = self.config.get_terminal_writer()
         if self.settings.suite_wide:
-            combinations = self._suite_combinations()
+            combinations, unresolved = self._suite_combinations()
+            if unresolved is not None:
+                tw.line(unresolved)
             kind = "the upgrade check" if self.upgrade is not None else "suite-wide matrix"
             tw.line(f"envmatrix: {kind}: every test, collected in each environment")
             specs = [(combination.env, f"{combination.id}: every test") for combination in combinations]
@@ -804,6 +816,10 @@ class EnvMatrixSession:
                 for item in group.items:
                     tw.line(f"  {item.nodeid}")
             specs = [(group.spec, f"{len(group.items)} items") for group in self.groups.values()]
+        if self.resolver is not None and self.resolver.resolved:
+            tw.line("envmatrix: version selectors")
+            for line in self.resolver.lines():
+                tw.line(line)
         tw.line("envmatrix: environments")
         for spec, what in specs:
             try:

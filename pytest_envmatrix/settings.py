@@ -7,11 +7,13 @@ one) → ini file → default, and each help text is written once and shared by
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from .installer import LINK_MODES, IndexOptions, Installer, find_uv, resolve_installer
 from .matrix import MarkerError, Matrix, UpgradeTarget, parse_upgrade_targets, suite_matrix, validate_requirement_lines
@@ -54,6 +56,18 @@ HELP_REPORT = (
     "environment's requested and installed packages, build and run times (see docs/reference.md)"
 )
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
+HELP_PRE = "let the version selectors latest, oldest and minors:... (and --envmatrix-bisect) choose pre-releases"
+HELP_REFRESH = "ask the index again for the releases behind version selectors, even when a cached answer is fresh"
+HELP_VERSIONS_TTL = (
+    "hours the index's list of a package's releases (for the selectors latest, oldest, minors:...) is reused "
+    "before it is asked again (default: 24)"
+)
+HELP_BISECT = (
+    "find the first release of PACKAGE in which a selected test fails: a binary search between --envmatrix-good and "
+    "--envmatrix-bad, one environment per probe"
+)
+HELP_GOOD = "with --envmatrix-bisect: a version (or current, latest, oldest) in which the selected tests pass (default: current)"
+HELP_BAD = "with --envmatrix-bisect: a version (or current, latest, oldest) in which a selected test fails (default: latest)"
 
 
 # every ini option above: the child, which has no plugin, declares them too (see _child.py), so a
@@ -72,6 +86,7 @@ INI_NAMES = (
     "envmatrix_project",
     "envmatrix_axes",
     "envmatrix_require_python",
+    "envmatrix_versions_ttl",
 )
 
 
@@ -94,6 +109,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-require-python", action="store_true", default=None, help=HELP_REQUIRE_PYTHON)
     group.addoption("--envmatrix-upgrade", metavar="NAME[==VERSION]", action="append", default=[], help=HELP_UPGRADE)
     group.addoption("--envmatrix-report", metavar="PATH", default=None, help=HELP_REPORT)
+    group.addoption("--envmatrix-pre", action="store_true", default=False, help=HELP_PRE)
+    group.addoption("--envmatrix-refresh", action="store_true", default=False, help=HELP_REFRESH)
+    group.addoption("--envmatrix-bisect", metavar="PACKAGE", default=None, help=HELP_BISECT)
+    group.addoption("--envmatrix-good", metavar="VERSION", default=None, help=HELP_GOOD)
+    group.addoption("--envmatrix-bad", metavar="VERSION", default=None, help=HELP_BAD)
+    # what a bisect probe is: the driver (bisect.py) starts one pytest per probe with these; not for people
+    group.addoption("--envmatrix-probe", metavar="NAME=VERSION", default=None, help=argparse.SUPPRESS)
+    group.addoption("--envmatrix-probe-report", metavar="PATH", default=None, help=argparse.SUPPRESS)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
@@ -108,6 +131,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
     parser.addini("envmatrix_axes", HELP_AXES, type="linelist", default=[])
     parser.addini("envmatrix_require_python", HELP_REQUIRE_PYTHON, type="bool", default=False)
+    parser.addini("envmatrix_versions_ttl", HELP_VERSIONS_TTL, default="24")  # ini only: a cache policy
 
 
 @dataclass(frozen=True)
@@ -126,6 +150,9 @@ class Settings:
     suite: Matrix | None = None  # the suite-wide matrix (--envmatrix-axis, envmatrix_axes), if any
     upgrade: tuple[UpgradeTarget, ...] = ()  # the upgrade check's packages (--envmatrix-upgrade), if any
     report: Path | None = None  # --envmatrix-report: where the JSON report goes
+    pre: bool = False  # selectors may choose pre-releases
+    refresh: bool = False  # selectors ask the index again
+    versions_ttl: float = 24.0  # hours an index's answer is reused
 
     @property
     def expands(self) -> bool:
@@ -143,14 +170,20 @@ class Settings:
         list_only = opt.envmatrix_list
         try:
             deps = validate_requirement_lines(config.getini("envmatrix_deps"), "ini option envmatrix_deps")
-            suite = suite_matrix(opt.envmatrix_axis, config.getini("envmatrix_axes"))
+            if opt.envmatrix_probe:
+                # a bisect probe: every selected test runs at this one version, whatever its markers say
+                probed = _axis_name(opt.envmatrix_probe)
+                others = [axis for axis in opt.envmatrix_axis if _axis_name(axis) != probed]
+                suite = suite_matrix([opt.envmatrix_probe, *others], config.getini("envmatrix_axes"), forced=True)
+            else:
+                suite = suite_matrix(opt.envmatrix_axis, config.getini("envmatrix_axes"))
             upgrade = parse_upgrade_targets(opt.envmatrix_upgrade)
         except MarkerError as exc:
             raise pytest.UsageError(str(exc)) from None
         if upgrade:
             _check_upgrade(opt)
             suite = None  # the upgrade check's two environments replace the suite-wide matrix (the ini's axes)
-        enabled = opt.envmatrix or bool(upgrade)
+        enabled = opt.envmatrix or bool(upgrade) or bool(opt.envmatrix_probe)
         choice = opt.envmatrix_installer or config.getini("envmatrix_installer").strip() or "auto"
         link_mode = _link_mode(config)
         installer = Installer("pip", link_mode=link_mode)
@@ -174,6 +207,9 @@ class Settings:
             suite=suite,
             upgrade=upgrade,
             report=_report(config),
+            pre=opt.envmatrix_pre,
+            refresh=opt.envmatrix_refresh,
+            versions_ttl=versions_ttl(config),
         )
 
 
@@ -217,6 +253,19 @@ def _report(config: pytest.Config) -> Path | None:
 def max_age_days(config: pytest.Config) -> float:
     days = _number(config, "envmatrix_max_age_days", float, 0, "a number of days")
     return 30.0 if days is None else days
+
+
+def _axis_name(text: str) -> str:
+    name = text.partition("=")[0].strip()
+    try:
+        return canonicalize_name(name)
+    except ValueError:
+        return name
+
+
+def versions_ttl(config: pytest.Config) -> float:
+    hours = _number(config, "envmatrix_versions_ttl", float, 0, "a number of hours")
+    return 24.0 if hours is None else hours
 
 
 def _jobs(config: pytest.Config) -> int:

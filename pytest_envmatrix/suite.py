@@ -145,7 +145,10 @@ def _marker_allows(marks: Sequence, combination: Combination, suite: Matrix, whe
     if matrix.deps:
         raise MarkerError(f"{where}: envmatrix deps=[...] in a marker cannot apply in a suite-wide run; use envmatrix_deps")
     values = {pin.canonical: pin.value for pin in combination.pins}
+    selectors = {pin.canonical: pin.selector for pin in combination.pins if pin.selector}
     for canonical, axis in matrix.axes.items():
+        if canonical in suite.forced:
+            continue
         if canonical not in suite.axes:
             raise MarkerError(
                 f"{where}: envmatrix axis {axis.name!r} is not in the suite-wide matrix "
@@ -158,13 +161,16 @@ def _marker_allows(marks: Sequence, combination: Combination, suite: Matrix, whe
                 f"{where}: envmatrix {axis.name}={missing[0]!r} is not among the suite-wide matrix's values "
                 f"({', '.join(suite.axes[canonical].values)})"
             )
-        if value_key(values[canonical]) not in {value_key(value) for value in axis.values}:
+        # a marker may name a value by the selector it came from ('latest') or by its version
+        if not {value_key(values[canonical]), value_key(selectors.get(canonical, values[canonical]))} & {value_key(value) for value in axis.values}:
             return False
     if matrix.python is not None:
         if suite.python is None:
             raise MarkerError(f"{where}: envmatrix python=[...] in a marker needs a python axis in the suite-wide matrix")
         if combination.python not in matrix.python:
             return False
-    current = {**{k: value_key(v) for k, v in values.items()}, **({PYTHON_AXIS: combination.python} if combination.python else {})}
-    return not any(all(current.get(k) == v for k, v in rule.items()) for rule in matrix.exclude)
+    current = {k: {value_key(v), value_key(selectors.get(k, v))} for k, v in values.items()}
+    if combination.python:
+        current[PYTHON_AXIS] = {combination.python}
+    return not any(all(v in current.get(k, ()) for k, v in rule.items()) for rule in matrix.exclude)
 

@@ -27,15 +27,19 @@ pytest_plugins = ["pytester"]
 DEMO_VERSIONS = ("1.0", "2.0", "3.0")
 
 
-def build_wheel(dest: Path, dist: str, version: str, files: dict[str, str], requires=()) -> Path:
-    """Write a minimal, valid pure-Python wheel; no build backend needed."""
+def build_wheel(
+    dest: Path, dist: str, version: str, files: dict[str, str], requires=(), requires_python: str | None = None, tag: str = "py3-none-any"
+) -> Path:
+    """Write a minimal, valid wheel (pure Python unless ``tag`` says otherwise); no build backend needed."""
     normalized = dist.replace("-", "_")
     info = f"{normalized}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+    if requires_python:
+        metadata += f"Requires-Python: {requires_python}\n"
     metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
     contents = dict(files)
     contents[f"{info}/METADATA"] = metadata
-    contents[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: envmatrix-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    contents[f"{info}/WHEEL"] = f"Wheel-Version: 1.0\nGenerator: envmatrix-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
     record = []
     for path, text in contents.items():
         data = text.encode()
@@ -43,7 +47,7 @@ def build_wheel(dest: Path, dist: str, version: str, files: dict[str, str], requ
         record.append(f"{path},sha256={digest},{len(data)}")
     record.append(f"{info}/RECORD,,")
     contents[f"{info}/RECORD"] = "\n".join(record) + "\n"
-    wheel = dest / f"{normalized}-{version}-py3-none-any.whl"
+    wheel = dest / f"{normalized}-{version}-{tag}.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         for path, text in contents.items():
             zf.writestr(path, text)

@@ -103,6 +103,16 @@ CONFIGURATION = {
     "--envmatrix-upgrade runs the tests in two environments of its own: it does not combine with --envmatrix-axis": (
         [], ["--envmatrix-upgrade=numpy", "--envmatrix-axis=numpy=1.0"],
     ),
+    "ini option envmatrix_versions_ttl: 'soon' is not a number of hours": (["envmatrix_versions_ttl = soon"], []),
+    "--envmatrix-bisect: 'not a name!' is not a valid distribution name": ([], ["--envmatrix-bisect=not a name!"]),
+    "--envmatrix-bad: 'newest' is not a version (e.g. '1.26.4') nor current, latest or oldest": (
+        [], ["--envmatrix-bisect=emx-x", "--envmatrix-good=1.0", "--envmatrix-bad=newest"],
+    ),
+    "--envmatrix-good: could not resolve <package> 'current': that is the version installed where pytest runs (<prefix>), "
+    "and <package> is not installed there": ([], ["--envmatrix-bisect=emx-not-installed-here"]),
+    "--envmatrix-bisect emx-x: the good version (2.0) must be older than the bad one (1.0)": (
+        [], ["--envmatrix-bisect=emx-x", "--envmatrix-good=2.0", "--envmatrix-bad=1.0"],
+    ),
     "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: drop -n; ...": (
         [], ["--envmatrix", "--envmatrix-axis=numpy=1.0", "-n", "1"],
     ),

@@ -127,3 +127,20 @@ def test_the_upgrade_check_finds_the_numpy_2_regression_from_1_26_4(tmp_path):
         "fails after: AssertionError: assert dtype('float32') == <class 'numpy.float64'>"
     ) in out, out
     assert "0 regression(s)" not in out and "1 regression(s), 0 fixed, 1 unchanged" in out, out
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="the example's numpy 2.1.3 needs Python 3.10 or later")
+def test_bisect_finds_numpy_2_0_0_as_the_first_release_with_nep_50(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
+    command = [
+        sys.executable, "-m", "pytest", "--envmatrix-bisect", "numpy", "--envmatrix-good=1.26.4", "--envmatrix-bad=2.1.3",
+        "-k", "fee", f"--envmatrix-cache-dir={tmp_path / 'envcache'}", "-p", "no:randomly",
+    ]
+    run = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=1200)
+    out = run.stdout
+    assert run.returncode == 0, out + run.stderr
+    assert "envmatrix bisect: last good: numpy 1.26.4\nenvmatrix bisect: first bad: numpy 2.0.0\n" in out, out
+    assert "dtype('float32') == <class 'numpy.float64'>" in out
+    # six releases between 1.26.4 and 2.1.3 (2.0.0 to 2.1.2): the two ends and at most three more
+    assert "envmatrix bisect: probe 6:" not in out, out
