@@ -18,6 +18,7 @@ import re
 
 import pytest
 
+from .ci import CiRun
 from .envcache import EnvCache
 from .items import COMBINATION_ARG, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
@@ -54,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(session, "envmatrix-session")
+        config.pluginmanager.register(CiRun(config, settings), "envmatrix-ci")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

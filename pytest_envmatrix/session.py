@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from . import suite, verdict
+from .ci import suite_combinations
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
@@ -359,7 +360,7 @@ class EnvMatrixSession:
             session.items = []
             self.config.hook.pytest_collection_finish(session=session)
             return True
-        combinations = self.settings.suite.combinations(self.settings.deps)
+        combinations = suite_combinations(self.settings)  # this shard's: the others' children never start
         self._basetemp()  # here: pytest's factory is not safe to call from several threads
         executor = self._executor_for(len(combinations))
         threads = thread_share(min(self.settings.jobs, len(combinations)))
@@ -457,7 +458,8 @@ class EnvMatrixSession:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
         if self.settings.list_only:
-            self._print_matrix()
+            if self.settings.output == "text":
+                self._print_matrix()
             session.config.option.collectonly = True  # pytest's own loop then runs nothing
         elif self._will_run(session):
             self._adopt_early()
@@ -839,7 +841,7 @@ class EnvMatrixSession:
     def _print_matrix(self) -> None:
         tw = self.config.get_terminal_writer()
         if self.settings.suite is not None and self.settings.enabled:
-            combinations = self.settings.suite.combinations(self.settings.deps)
+            combinations = suite_combinations(self.settings)
             tw.line("envmatrix: suite-wide matrix: every test, collected in each environment")
             specs = [(combination.env, f"{combination.id}: every test") for combination in combinations]
         else:
