@@ -178,6 +178,8 @@ class CiRun:
                 f"{len(self.settings.suite.combinations(self.settings.deps))} suite-wide environments"
             )
             return
+        if not self.environments and not self.unmarked:
+            return  # pytest-xdist's controller: its workers collected and selected
         others = len(self.environments) - len(mine)
         terminalreporter.write_line(
             f"envmatrix: shard {self.settings.shard}: {len(mine)} environment(s), "

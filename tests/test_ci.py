@@ -36,16 +36,16 @@ def test_plain_two():
 """
 
 ALL_ITEMS = {
-    "test_matrix.py::test_version[emx_demo-1.0]",
-    "test_matrix.py::test_version[emx_demo-2.0]",
-    "test_matrix.py::test_version[emx_demo-3.0]",
-    *(f"test_matrix.py::test_many_in_one[emx_demo-1.0-{n}]" for n in range(4)),
-    "test_matrix.py::test_with_extra[emx_demo-2.0]",
-    "test_matrix.py::test_with_extra[emx_demo-3.0]",
-    "test_matrix.py::test_plain_one",
-    "test_matrix.py::test_plain_two",
+    "test_shardable.py::test_version[emx_demo-1.0]",
+    "test_shardable.py::test_version[emx_demo-2.0]",
+    "test_shardable.py::test_version[emx_demo-3.0]",
+    *(f"test_shardable.py::test_many_in_one[emx_demo-1.0-{n}]" for n in range(4)),
+    "test_shardable.py::test_with_extra[emx_demo-2.0]",
+    "test_shardable.py::test_with_extra[emx_demo-3.0]",
+    "test_shardable.py::test_plain_one",
+    "test_shardable.py::test_plain_two",
 }
-UNMARKED = {"test_matrix.py::test_plain_one", "test_matrix.py::test_plain_two"}
+UNMARKED = {"test_shardable.py::test_plain_one", "test_shardable.py::test_plain_two"}
 
 
 def passed(result: pytest.RunResult) -> list[str]:
@@ -65,7 +65,7 @@ def listing(matrix, *args: str, env: dict | None = None) -> dict:
 
 
 def test_every_item_runs_in_exactly_one_shard_for_every_number_of_shards(matrix):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     for total in range(1, 5):
         seen: list[str] = []
         environments_per_shard = []
@@ -89,7 +89,7 @@ def test_every_item_runs_in_exactly_one_shard_for_every_number_of_shards(matrix)
 
 
 def test_the_split_is_the_same_in_every_process(matrix, monkeypatch):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     assignments = []
     for seed in ("0", "1", "12345"):
         monkeypatch.setenv("PYTHONHASHSEED", seed)
@@ -100,7 +100,7 @@ def test_the_split_is_the_same_in_every_process(matrix, monkeypatch):
 
 
 def test_list_json_describes_the_matrix_and_agrees_with_the_cache(matrix):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     matrix.run().assert_outcomes(passed=11)
     found = listing(matrix, "--envmatrix-shard=2/2")
     by_label = {env["label"]: env for env in found["environments"]}
@@ -123,7 +123,7 @@ def test_list_json_describes_the_matrix_and_agrees_with_the_cache(matrix):
 
 
 def test_cache_key_is_stable_per_shard_and_changes_with_a_version(matrix):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
 
     def key(*args):
         result = matrix.run("--envmatrix-cache-key", *args, subprocess=True)
@@ -138,9 +138,9 @@ def test_cache_key_is_stable_per_shard_and_changes_with_a_version(matrix):
     first, second = key("--envmatrix-shard=1/2"), key("--envmatrix-shard=2/2")
     assert len({whole, first, second}) == 3
     assert [first, second] == [entry["cache_key"] for entry in listing(matrix, "--envmatrix-shard=1/2")["shards"]]
-    matrix.pytester.makepyfile(test_matrix=MATRIX.replace('"1.0", "2.0", "3.0"', '"1.0", "2.0"'))
+    matrix.pytester.makepyfile(test_shardable=MATRIX.replace('"1.0", "2.0", "3.0"', '"1.0", "2.0"'))
     assert key() != whole  # one environment fewer
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     assert key() == whole
     matrix.pytester.makeini("[pytest]\nenvmatrix_deps = emx-needs-old\n")
     assert key() != whole  # every environment changed
@@ -189,13 +189,13 @@ def test_a_shard_without_environments_passes_and_says_so(matrix):
 
 
 def test_durations_are_stored_and_balance_the_shards(matrix, tmp_path):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     durations = tmp_path / "durations.json"
     result = matrix.run("--envmatrix-store-durations", f"--envmatrix-durations={durations}")
     result.assert_outcomes(passed=11)
     stored = json.loads(durations.read_text())
     assert set(stored["items"]) == ALL_ITEMS
-    assert stored["items"]["test_matrix.py::test_version[emx_demo-2.0]"]["combination"] == "emx_demo-2.0"
+    assert stored["items"]["test_shardable.py::test_version[emx_demo-2.0]"]["combination"] == "emx_demo-2.0"
     assert all(entry["seconds"] >= 0 for entry in stored["items"].values())
 
     by_count = listing(matrix, "--envmatrix-shard=1/2")
@@ -219,7 +219,7 @@ def test_durations_are_stored_and_balance_the_shards(matrix, tmp_path):
 
 
 def test_storing_durations_from_one_shard_keeps_the_others(matrix, tmp_path):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     durations = tmp_path / "durations.json"
     for index in (1, 2):
         matrix.run("--envmatrix-shard", f"{index}/2", "--envmatrix-store-durations", f"--envmatrix-durations={durations}")
@@ -237,14 +237,14 @@ BAD_USAGE = [
 
 @pytest.mark.parametrize("args, message", BAD_USAGE, ids=[args[0] for args, _ in BAD_USAGE])
 def test_bad_ci_options_are_usage_errors(matrix, args, message):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     result = matrix.run(*args, subprocess=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
 
 def test_a_durations_file_of_the_wrong_shape_is_a_usage_error(matrix, tmp_path):
-    matrix.pytester.makepyfile(test_matrix=MATRIX)
+    matrix.pytester.makepyfile(test_shardable=MATRIX)
     bad = tmp_path / "durations.json"
     bad.write_text('{"format": 1, "items": {"t.py::a": 3}}')
     result = matrix.run("--envmatrix-shard=1/2", f"--envmatrix-durations={bad}", subprocess=True)

@@ -79,6 +79,10 @@ def project(pytester, demo_wheels, base_wheels, hermetic_installer, monkeypatch,
         pytester.makepyfile(**{name[:-3]: text})
     # the recipe's "pip install" finds the plugin installed already, and must not reach out for it
     monkeypatch.setenv("PIP_NO_INDEX", "1")
+    # a runner's home, where the recipe's caches are: the default places of the environment cache and uv's
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("XDG_CACHE_HOME", "UV_CACHE_DIR", "PYTEST_ENVMATRIX_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     return pytester.path
 
@@ -130,11 +134,8 @@ def test_the_options_left_out_are_really_missing(pytester):
 
 def test_the_github_workflow_runs_every_shard_and_covers_every_test_once(project, tmp_path):
     workflow = github()
-    runner_temp = tmp_path / "runner-temp"
-    runner_temp.mkdir()
-    values = {"runner.temp": str(runner_temp), "runner.os": "Linux", "github.workspace": str(project)}
+    values = {"runner.os": "Linux"}
     env = {name: fill(str(value), values) for name, value in workflow["env"].items()}
-    values.update({f"env.{name}": value for name, value in env.items()})
     runner = Runner(project, env, tmp_path)
 
     plan = workflow["jobs"]["plan"]
@@ -164,9 +165,10 @@ def test_the_github_workflow_runs_every_shard_and_covers_every_test_once(project
         keys.append(key)
         cache = fill(cache_step["with"]["key"], {**values, **step_outputs})
         assert cache == f"envmatrix-Linux-{key}"
-        paths = fill(cache_step["with"]["path"], values).split()
-        assert paths == [env["PYTEST_ENVMATRIX_CACHE_DIR"], env["UV_CACHE_DIR"]]
-        assert all(Path(path).is_dir() for path in paths)
+        paths = [Path(path).expanduser() for path in fill(cache_step["with"]["path"], values).split()]
+        assert paths == [Path(os.environ["HOME"], ".cache", "pytest-envmatrix"), Path(os.environ["HOME"], ".cache", "uv")]
+        assert (paths[0] / "envs").is_dir() and (paths[0] / "CACHEDIR.TAG").is_file()
+        assert (paths[1] / "CACHEDIR.TAG").is_file()
     assert len(set(keys)) == 3
 
     ran = []
