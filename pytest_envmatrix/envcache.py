@@ -4,6 +4,13 @@ An environment lives at ``<cache>/envs/<key>``. Virtualenvs are not
 relocatable, so it is built in place, under a per-key file lock, and the
 completion mark (``envmatrix.json``) is written last and atomically. A
 directory without a valid mark is never trusted: it is removed and rebuilt.
+
+The mark records the path the environment was built at. A cache restored
+at another path (a CI cache step, a copied directory) holds environments
+whose scripts still name the old one: such an environment is used only
+after its scripts were rewritten for its new place, under its build lock,
+and the mark updated last; one that cannot be (or one another user owns) is
+rebuilt.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ except ImportError:  # Windows
 
 from . import distributions
 from .failures import FailureMemory, RememberedFailure
-from .integrity import changed_distributions
+from .integrity import changed_distributions, relocate
 from .processes import end, supervised_command, supervisor_environment
 from .recipe import Recipe
 
@@ -179,12 +186,44 @@ class EnvCache:
 
     def _lookup_key(self, key: str) -> BuiltEnv | None:
         path = self._dir_of(key)
+        mark = self._mark(path, key)
+        if mark is None or mark.get("path") != str(path):
+            return None  # built elsewhere (or before marks named their place): see _relocated
+        return self._complete(path, key, mark)
+
+    def _mark(self, path: Path, key: str) -> dict | None:
+        """The environment's completion mark, if it is one, for ``key``, in a directory this user owns."""
         try:
+            if hasattr(os, "getuid") and path.stat().st_uid != os.getuid():
+                return None  # another user's: we would run their interpreter
             mark = json.loads((path / MARK).read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deep to parse
             return None
         if not isinstance(mark, dict) or mark.get("key") != key:
             return None
+        return mark
+
+    def _relocated(self, key: str) -> BuiltEnv | None:
+        """The environment, made usable where it is now after it was built at another path; None if it cannot be.
+
+        Call with the build lock held.
+        """
+        path = self._dir_of(key)
+        mark = self._mark(path, key)
+        old = mark.get("path") if mark is not None else None
+        if not isinstance(old, str) or not os.path.isabs(old) or "\0" in old or old == str(path):
+            return None
+        if self._complete(path, key, mark) is None:
+            return None
+        try:
+            if not relocate(path, old):
+                return None
+            _write_whole(path / MARK, json.dumps({**mark, "path": str(path)}, indent=2))
+        except OSError:
+            return None
+        return self._lookup_key(key)
+
+    def _complete(self, path: Path, key: str, mark: dict) -> BuiltEnv | None:
         python = _inside(path, mark.get("env_python"))
         try:
             if python is None or not python.is_file():
@@ -244,7 +283,7 @@ class EnvCache:
         try:
             if not rebuild:
                 # another process may have built it while we waited for the lock
-                found = self.lookup(recipe)
+                found = self.lookup(recipe) or self._relocated(recipe.key)
                 if found:
                     self._touch(found.path)
                     return found
@@ -355,6 +394,8 @@ class EnvCache:
         start = time.monotonic()
         if path.exists() or path.is_symlink():
             _remove(path)
+            if path.exists() or path.is_symlink():
+                raise BuildError(f"could not remove {path} to build it afresh (another user's files?); remove it")
         try:
             python = self._create(recipe, path)
             self._check_stop()
@@ -441,6 +482,7 @@ class EnvCache:
         mark = {
             "key": recipe.key,
             "env_python": str(python.relative_to(path)),
+            "path": str(path),  # where its scripts say it is: elsewhere, they are rewritten before it is used
             "built_at": time.time(),
             "build_seconds": round(seconds, 3),
             **recipe.describe(),

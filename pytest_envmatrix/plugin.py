@@ -18,12 +18,13 @@ import re
 
 import pytest
 
-from .envcache import EnvCache
 from . import bisect, versions
+from .ci import CiRun
+from .envcache import EnvCache
 from .items import COMBINATION_ARG, PROBLEM_KEY, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
-from .report import MatrixReport
 from .recipe import detect_project, project_dependencies
+from .report import MatrixReport
 from .session import EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 from .two_words import warning_lines
@@ -73,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(report, "envmatrix-report")
         config.pluginmanager.register(session, "envmatrix-session")
+        config.pluginmanager.register(CiRun(config, settings, resolver), "envmatrix-ci")
     if config.option.envmatrix_probe_report:
         config.pluginmanager.register(bisect.ProbeRecorder(config.option.envmatrix_probe_report), "envmatrix-probe")
 

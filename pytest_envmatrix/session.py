@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from . import distributions, suite, upgrade, verdict, versions
+from .ci import suite_combinations
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .installer import find_uv
 from .interpreters import InterpreterFinder, InterpreterNotFound
@@ -337,7 +338,8 @@ class EnvMatrixSession:
         if self.upgrade is not None:
             python = self.finder.find(None).executable
             return self.upgrade.combinations(python, self._workdir() / "upgrade"), None
-        return versions.combinations(self.resolver, self.settings.suite, self.settings.deps)
+        combinations, unresolved = versions.combinations(self.resolver, self.settings.suite, self.settings.deps)
+        return suite_combinations(self.settings, combinations), unresolved  # this shard's: the others' children never start
 
     def _collect_in(self, session: pytest.Session, combination: Combination, index: int, threads: int) -> tuple[list[pytest.Item], list]:
         """One combination's items (and module-level skips): its environment built, its child collected.
@@ -427,7 +429,8 @@ class EnvMatrixSession:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
         if self.settings.list_only:
-            self._print_matrix()
+            if self.settings.output == "text":
+                self._print_matrix()
             session.config.option.collectonly = True  # pytest's own loop then runs nothing
         elif self._will_run(session):
             self._adopt_early()

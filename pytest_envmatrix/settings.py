@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from .installer import LINK_MODES, IndexOptions, Installer, find_uv, resolve_installer
 from .matrix import MarkerError, Matrix, UpgradeTarget, parse_upgrade_targets, suite_matrix, validate_requirement_lines
+from .shard import Durations, Shard, ShardError, parse_shard
 
 CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
 
@@ -54,6 +55,16 @@ HELP_UPGRADE = (
 HELP_REPORT = (
     "with --envmatrix, write a JSON report to this path after the run: every item's outcome and duration, and each "
     "environment's requested and installed packages, build and run times (see docs/reference.md)"
+)
+HELP_SHARD = (
+    "run only shard K of N (K/N): the environments are split over N jobs, whole and the same way on every machine; "
+    "the other shards' items are deselected, and unmarked tests run in shard 1"
+)
+HELP_DURATIONS = "balance --envmatrix-shard by the seconds recorded in this file (written by --envmatrix-store-durations), not by item counts"
+HELP_STORE_DURATIONS = "after the run, write each item's seconds into the --envmatrix-durations file (items not run keep theirs)"
+HELP_JSON = "with --envmatrix-list: print the matrix as one JSON document on stdout (pytest's own output goes to stderr)"
+HELP_CACHE_KEY = (
+    "print a digest of every environment this run (this shard) needs, for a CI cache key, on stdout, and run nothing"
 )
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
 HELP_PRE = "let the version selectors latest, oldest and minors:... (and --envmatrix-bisect) choose pre-releases"
@@ -117,6 +128,11 @@ def add_options(parser: pytest.Parser) -> None:
     # what a bisect probe is: the driver (bisect.py) starts one pytest per probe with these; not for people
     group.addoption("--envmatrix-probe", metavar="NAME=VERSION", default=None, help=argparse.SUPPRESS)
     group.addoption("--envmatrix-probe-report", metavar="PATH", default=None, help=argparse.SUPPRESS)
+    group.addoption("--envmatrix-shard", metavar="K/N", default=None, help=HELP_SHARD)
+    group.addoption("--envmatrix-durations", metavar="FILE", default=None, help=HELP_DURATIONS)
+    group.addoption("--envmatrix-store-durations", action="store_true", default=False, help=HELP_STORE_DURATIONS)
+    group.addoption("--envmatrix-json", action="store_true", default=False, help=HELP_JSON)
+    group.addoption("--envmatrix-cache-key", action="store_true", default=False, help=HELP_CACHE_KEY)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
@@ -153,6 +169,11 @@ class Settings:
     pre: bool = False  # selectors may choose pre-releases
     refresh: bool = False  # selectors ask the index again
     versions_ttl: float = 24.0  # hours an index's answer is reused
+    shard: Shard | None = None  # --envmatrix-shard
+    durations: Durations | None = None  # what --envmatrix-durations recorded (empty when storing a new file)
+    durations_path: Path | None = None
+    store_durations: bool = False
+    output: str = "text"  # what a listing prints: text, json (--envmatrix-json) or cache-key
 
     @property
     def expands(self) -> bool:
@@ -167,7 +188,15 @@ class Settings:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         opt = config.option
-        list_only = opt.envmatrix_list
+        list_only = opt.envmatrix_list or opt.envmatrix_cache_key
+        output = "cache-key" if opt.envmatrix_cache_key else "json" if opt.envmatrix_json else "text"
+        if opt.envmatrix_json and not opt.envmatrix_list:
+            raise pytest.UsageError("--envmatrix-json: only with --envmatrix-list (pytest --envmatrix-list --envmatrix-json)")
+        try:
+            shard = parse_shard(opt.envmatrix_shard) if opt.envmatrix_shard is not None else None
+        except ShardError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        durations_path, durations = _durations(config)
         try:
             deps = validate_requirement_lines(config.getini("envmatrix_deps"), "ini option envmatrix_deps")
             if opt.envmatrix_probe:
@@ -210,6 +239,11 @@ class Settings:
             pre=opt.envmatrix_pre,
             refresh=opt.envmatrix_refresh,
             versions_ttl=versions_ttl(config),
+            shard=shard,
+            durations=durations,
+            durations_path=durations_path,
+            store_durations=opt.envmatrix_store_durations,
+            output=output,
         )
 
 
@@ -294,6 +328,34 @@ def _require_python(config: pytest.Config) -> bool:
         return bool(config.getini("envmatrix_require_python"))
     except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter for a bad ini value
         raise pytest.UsageError(f"ini option envmatrix_require_python: {exc} (write true or false)") from None
+
+
+def _durations(config: pytest.Config) -> tuple[Path | None, Durations | None]:
+    """The durations file and what it holds; a file that is not there yet is fine only when it is to be written."""
+    opt = config.option
+    if opt.envmatrix_durations is None:
+        if opt.envmatrix_store_durations:
+            raise pytest.UsageError("--envmatrix-store-durations: name the file with --envmatrix-durations=FILE")
+        return None, None
+    path = _absolute_path(opt.envmatrix_durations, config.invocation_params.dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if opt.envmatrix_store_durations:
+            return path, Durations()
+        raise pytest.UsageError(
+            f"--envmatrix-durations: {path} does not exist; write it with --envmatrix-store-durations (one run of every shard)"
+        ) from None
+    except OSError as exc:
+        raise pytest.UsageError(f"--envmatrix-durations: {path} cannot be read: {exc}") from None
+    try:
+        return path, Durations.parse(text, str(path))
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _absolute_path(value: str, base: Path) -> Path:
+    return (base / Path(value).expanduser()).resolve()
 
 
 def _index(config: pytest.Config) -> IndexOptions:

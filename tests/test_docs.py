@@ -116,7 +116,24 @@ CONFIGURATION = {
     "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: drop -n; ...": (
         [], ["--envmatrix", "--envmatrix-axis=numpy=1.0", "-n", "1"],
     ),
+    "--envmatrix-shard: 'two' is not K/N (this job's shard K of N shards, e.g. 2/4)": ([], ["--envmatrix-shard=two"]),
+    "--envmatrix-shard: '3/2': K must be between 1 and N (2)": ([], ["--envmatrix-shard=3/2"]),
+    "--envmatrix-shard: '1/0': N must be at least 1": ([], ["--envmatrix-shard=1/0"]),
+    "--envmatrix-store-durations: name the file with --envmatrix-durations=FILE": ([], ["--envmatrix-store-durations"]),
+    "--envmatrix-durations: <path> does not exist; write it with --envmatrix-store-durations (one run of every shard)": (
+        [], ["--envmatrix-durations=missing.json"],
+    ),
+    "durations file <path>: not JSON (<parser message>)": ([], ["--envmatrix-durations=sub/bad.json"]),
+    'durations file <path>: not a file --envmatrix-store-durations wrote (expected {"format": 1, "items": {...}}); write it again with --envmatrix-store-durations': (
+        [], ["--envmatrix-durations=sub/list.json"],
+    ),
+    'durations file <path>: the entry for \'t.py::a\' is not {"seconds": <number>, "combination": <id>}': (
+        [], ["--envmatrix-durations=sub/entry.json"],
+    ),
+    "--envmatrix-json: only with --envmatrix-list (pytest --envmatrix-list --envmatrix-json)": ([], ["--envmatrix-json"]),
 }
+#: Files the configurations above read (durations files), written before each run.
+CONFIGURATION_FILES = {"sub/bad.json": "{", "sub/list.json": "[]", "sub/entry.json": '{"format": 1, "items": {"t.py::a": 3}}'}
 #: Messages that need a machine without uv to provoke: checked against the source instead.
 CONFIGURATION_IN_SOURCE = {
     "envmatrix installer 'uv' was asked for, but uv is neither importable nor on PATH (pip install 'pytest-envmatrix[uv]')",
@@ -138,6 +155,8 @@ def test_each_documented_configuration_error_is_the_message_the_code_gives(pytes
     ini, args = CONFIGURATION[message]
     pytester.makeini("[pytest]\n" + "\n".join(ini) + "\n")
     pytester.mkdir("sub")
+    for name, text in CONFIGURATION_FILES.items():
+        (pytester.path / name).write_text(text)
     result = pytester.runpytest_subprocess(f"--envmatrix-cache-dir={tmp_path / 'cache'}", *args, timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
     pattern = as_pattern("ERROR: " + message.replace("/abs/path/sub", "<path>"))

@@ -61,6 +61,11 @@ BAD_MARKS = {
     "env_python up and out": lambda mark, env_dir: {**mark, "env_python": outside_python(env_dir)},
     "env_python absolute": lambda mark, env_dir: {**mark, "env_python": os.path.realpath(sys.executable)},
     "nested too deep to parse": lambda mark, env_dir: TOO_DEEP,
+    # the path it was built at (read to rewrite a moved environment): never followed when it is not one
+    "path missing (an earlier version's mark)": lambda mark, env_dir: {k: v for k, v in mark.items() if k != "path"},
+    "path a number": lambda mark, env_dir: {**mark, "path": 3},
+    "path relative": lambda mark, env_dir: {**mark, "path": "envs/elsewhere"},
+    "path with a NUL": lambda mark, env_dir: {**mark, "path": str(env_dir) + "\x00x"},
 }
 
 
