@@ -1,0 +1,119 @@
+"""The report of ``bench/numpy_top.py``: its section of ``docs/performance.md``, written between markers."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import statistics
+from pathlib import Path
+
+import measure
+
+START, END = "<!-- numpy-top -->", "<!-- /numpy-top -->"
+TARGET = 1.25
+
+
+def render(results: dict, names: list[str], floors: dict, targets: tuple[str, str], rounds: int, started: float, commit: str,
+           command: str, profile: dict | None) -> str:
+    """``results``: per PYTHONDONTWRITEBYTECODE setting ("1", "unset"), a ``numpy_top.Measured``;
+    ``targets``: the rows held to the target, two at a time and in turn."""
+    foreign = [s.foreign for measured in results.values() for samples in measured.samples.values() for s in samples]
+    when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        START,
+        "## Numpy imported at the top: markers and suite-wide, warm",
+        "",
+        f"Produced by `{command}` on {when}, pytest-envmatrix commit {commit}, {os.cpu_count()} CPUs.",
+        "",
+        "`bench/project_numpy_top`: the module under test and both test modules `import numpy` at the",
+        "top; 20 tests for numpy 1.26.4 / 2.0.2 / 2.1.3 / 2.2.6; no project installed (the module is",
+        "found through pytest's `pythonpath`); every environment already built. \"markers\": the tests",
+        "carry `envmatrix(numpy=[...])` and the parent, whose venv has numpy 2.2.6 beside the plugin,",
+        "imports the test modules (so numpy and the module under test) while it collects. \"suite-wide\":",
+        "the same tests without markers, `--envmatrix-axis=numpy=1.26.4,2.0.2,2.1.3,2.2.6`, a parent",
+        "without numpy that imports no test module. The floor: the same four uv venvs, `python -m pytest`",
+        "in each, in turn (held against `--envmatrix-jobs=1`) or two at a time (against `--envmatrix-jobs=2`).",
+        "",
+        f"Each bytecode mode: one unmeasured round, then {rounds} rounds in which every row runs once, side by",
+        "side, the order reversed every other round. Seconds are medians; \"× floor\" is the median of the",
+        "per-round ratios (each run against the floor measured beside it). CPU is user + system time of",
+        "every process of the run; \"parent CPU\" is the parent pytest process's own (its threads included,",
+        "its children not). CPU time moves much less with the machine's load than wall-clock time does.",
+        f"Other processes kept a median of {statistics.median(foreign):.2f} CPUs (max {max(foreign):.2f}) of the machine's",
+        f"{os.cpu_count()} busy during the counted runs: the wall-clock figures carry that noise.",
+        "",
+    ]
+    for setting in results:
+        out += _table(results[setting], names, floors, setting)
+    out += _targets(results, *targets)
+    if profile:
+        out += _profile(profile)
+    out += [END]
+    return "\n".join(out) + "\n"
+
+
+def _table(measured, names: list[str], floors: dict, setting: str) -> list[str]:
+    lines = [
+        f"PYTHONDONTWRITEBYTECODE {'=1' if setting == '1' else 'unset'}:",
+        "",
+        "| run | wall: s | × floor | CPU: s | CPU × floor | parent CPU: s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in names:
+        samples = measured.samples[name]
+        floor = floors.get(name)
+        wall, cpu = measure.median_wall(samples), measure.median_cpu(samples)
+        if floor:
+            ratio = f"{measure.median_ratio(samples, measured.samples[floor]):.2f}×"
+            cpu_ratio = f"{measure.median_ratio(samples, measured.samples[floor], 'cpu'):.2f}×"
+            parent = f"{statistics.median(measured.parent_cpu[name]):.2f}"
+            lines.append(f"| pytest-envmatrix, {name} | {wall:.2f} | {ratio} | {cpu:.2f} | {cpu_ratio} | {parent} |")
+        else:
+            lines.append(f"| {name} | {wall:.2f} | | {cpu:.2f} | | |")
+    return [*lines, ""]
+
+
+def _targets(results: dict, two_at_a_time: str, in_turn: str) -> list[str]:
+    lines = ["| target (markers) | PYTHONDONTWRITEBYTECODE | measured | |", "| --- | --- | --- | --- |"]
+    for setting, measured in results.items():
+        two = measure.median_ratio(measured.samples[two_at_a_time], measured.samples["floor, two at a time"])
+        one = measure.median_ratio(measured.samples[in_turn], measured.samples["floor, in turn"])
+        lines.append(f"| `--envmatrix-jobs=2` ≤ {TARGET}× the floor two at a time | {setting} | {two:.2f}× | {'met' if two <= TARGET else '**missed**'} |")
+        lines.append(f"| `--envmatrix-jobs=1` at or below that | {setting} | {one:.2f}× | {'met' if one <= max(two, TARGET) else '**missed**'} |")
+    return [*lines, ""]
+
+
+def _profile(data: dict) -> list[str]:
+    total = data["total"]
+    lines = [
+        f"pyinstrument (1 ms sampling) on the marker-declared parent's main thread, {data['title']}:",
+        f"{total:.2f} s profiled ({data['wall']:.2f} s wall-clock, profiler included).",
+        "",
+        "| where the parent's main thread spends its time | s | share |",
+        "| --- | --- | --- |",
+        *[f"| {label} | {seconds:.3f} | {seconds / total:.0%} |" for label, seconds in sorted(data["phases"].items(), key=lambda kv: -kv[1])],
+        "",
+        "<details><summary>pyinstrument's call tree</summary>",
+        "",
+        "```",
+        *[line.rstrip() for line in data["text"].splitlines() if line.strip()][:60],
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return lines
+
+
+def write_section(output: Path, section: str) -> None:
+    """Replace the section between the markers, or append it."""
+    try:
+        text = output.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        text = before + section.rstrip("\n") + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    output.write_text(text, encoding="utf-8")
