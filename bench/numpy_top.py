@@ -38,9 +38,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import instructions
 import measure
 import numpy_top_report
 import run as bench
@@ -196,7 +198,7 @@ def measure_mode(all_ways: list[Way], env: dict, rounds: int, label: str) -> Mea
     return Measured(samples, parent_cpu)
 
 
-def run_section(work: Path, rounds: int, output: Path, profile: bool) -> None:
+def run_section(work: Path, rounds: int, output: Path, profile: bool, count: bool) -> None:
     bench.use_work_folder(work)
     paths = Paths(work)
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -212,11 +214,12 @@ def run_section(work: Path, rounds: int, output: Path, profile: bool) -> None:
         for setting, dont_write in (("1", True), ("unset", False)):
             results[setting] = measure_mode(all_ways, bench.bench_env(dont_write), rounds, f"numpy-top, PYTHONDONTWRITEBYTECODE={setting} | ")
         profiled = profile_markers(paths, all_ways) if profile else None
+        counted = count_instructions(paths) if count else None
     finally:
         bench.clean_bytecode(PROJECT)
     section = numpy_top_report.render(
         results, [way.name for way in all_ways], {way.name: way.floor for way in all_ways}, (MARKERS_J2, MARKERS_J1),
-        rounds=rounds, started=started, commit=bench.git_commit(), command=COMMAND, profile=profiled,
+        rounds=rounds, started=started, commit=bench.git_commit(), command=COMMAND, profile=profiled, instructions=counted,
     )
     numpy_top_report.write_section(output, section)
     print(f"bench: wrote the numpy-top section of {output}", file=sys.stderr)
@@ -234,15 +237,41 @@ def profile_markers(paths: Paths, all_ways: list[Way]) -> dict | None:
         bench.PARENT = parent
 
 
+def count_instructions(paths: Paths) -> list[tuple[str, int]]:
+    """Instructions (callgrind) of the pieces of a warm parent's work, and of one floor environment, for comparison.
+
+    PYTHONDONTWRITEBYTECODE unset, the bytecode written by the runs measured before.
+    """
+    env = bench.bench_env(False)
+    parent = bench.venv_python(paths.parent_numpy)
+    without_numpy = bench.venv_python(bench.WORK / "parent")
+    cache = f"--envmatrix-cache-dir={paths.cache}"
+    axis = f"--envmatrix-axis=numpy={','.join(NUMPY_VERSIONS)}"
+    steps = [
+        ("python, started and ended", [parent, "-c", "pass"], PROJECT),
+        ("python + import pytest", [parent, "-c", "import pytest"], PROJECT),
+        ("python + import pytest + import pytest_envmatrix.plugin", [parent, "-c", "import pytest, pytest_envmatrix.plugin"], PROJECT),
+        ("python + import numpy, benchtop", [parent, "-c", "import numpy, sys; sys.path.insert(0, 'src'); import benchtop"], PROJECT),
+        ("markers: the parent pytest --envmatrix --collect-only", [parent, "-m", "pytest", "--envmatrix", cache, *bench.PYTEST_ARGS, "--collect-only"], PROJECT),
+        ("markers: the parent pytest --envmatrix, --envmatrix-jobs=2", [parent, "-m", "pytest", "--envmatrix", cache, "--envmatrix-jobs=2", *bench.PYTEST_ARGS], PROJECT),
+        ("suite-wide: the parent pytest --envmatrix, --envmatrix-jobs=2", [without_numpy, "-m", "pytest", "--envmatrix", cache, "--envmatrix-jobs=2", axis, *bench.PYTEST_ARGS], paths.suite_project),
+        (f"floor: python -m pytest in the numpy {PARENT_NUMPY} venv", [bench.venv_python(paths.floor / PARENT_NUMPY), "-m", "pytest", *bench.PYTEST_ARGS, "tests"], PROJECT),
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = list(pool.map(lambda step: instructions.count(step[1], env, step[2]), steps))
+    return [(label, n) for (label, _cmd, _cwd), n in zip(steps, counts)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per bytecode mode (default 7)")
     parser.add_argument("--output", type=Path, default=bench.DOC)
     parser.add_argument("--work-dir", type=Path, default=bench.BENCH / ".work", metavar="DIR")
     parser.add_argument("--profile", action="store_true", help="add a pyinstrument profile of the marker-declared parent")
+    parser.add_argument("--instructions", action="store_true", help="add instruction counts (valgrind's callgrind) of the parent's pieces")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        run_section(args.work_dir.resolve(), args.rounds, args.output, args.profile)
+        run_section(args.work_dir.resolve(), args.rounds, args.output, args.profile, args.instructions)
     except (bench.BenchError, subprocess.CalledProcessError) as exc:
         print(f"bench: a measured command failed:\n{exc}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ TARGET = 1.25
 
 
 def render(results: dict, names: list[str], floors: dict, targets: tuple[str, str], rounds: int, started: float, commit: str,
-           command: str, profile: dict | None) -> str:
+           command: str, profile: dict | None, instructions: list | None = None) -> str:
     """``results``: per PYTHONDONTWRITEBYTECODE setting ("1", "unset"), a ``numpy_top.Measured``;
     ``targets``: the rows held to the target, two at a time and in turn."""
     foreign = [s.foreign for measured in results.values() for samples in measured.samples.values() for s in samples]
@@ -46,6 +46,8 @@ def render(results: dict, names: list[str], floors: dict, targets: tuple[str, st
     for setting in results:
         out += _table(results[setting], names, floors, setting)
     out += _targets(results, *targets)
+    if instructions:
+        out += _instructions(instructions)
     if profile:
         out += _profile(profile)
     out += [END]
@@ -81,6 +83,18 @@ def _targets(results: dict, two_at_a_time: str, in_turn: str) -> list[str]:
         lines.append(f"| `--envmatrix-jobs=2` ≤ {TARGET}× the floor two at a time | {setting} | {two:.2f}× | {'met' if two <= TARGET else '**missed**'} |")
         lines.append(f"| `--envmatrix-jobs=1` at or below that | {setting} | {one:.2f}× | {'met' if one <= max(two, TARGET) else '**missed**'} |")
     return [*lines, ""]
+
+
+def _instructions(counts: list[tuple[str, int]]) -> list[str]:
+    return [
+        "Instructions executed (valgrind's callgrind; the process and its threads, not the processes it",
+        "starts), PYTHONDONTWRITEBYTECODE unset: a count the machine's load does not move.",
+        "",
+        "| what | instructions (millions) |",
+        "| --- | --- |",
+        *[f"| {label} | {n / 1e6:,.0f} |" for label, n in counts],
+        "",
+    ]
 
 
 def _profile(data: dict) -> list[str]:
