@@ -237,7 +237,7 @@ def profile_markers(paths: Paths, all_ways: list[Way]) -> dict | None:
         bench.PARENT = parent
 
 
-def count_instructions(paths: Paths) -> list[tuple[str, int]]:
+def count_instructions(paths: Paths) -> list[tuple[str, str, int]]:
     """Instructions (callgrind) of the pieces of a warm parent's work, and of one floor environment, for comparison.
 
     PYTHONDONTWRITEBYTECODE unset, the bytecode written by the runs measured before.
@@ -248,18 +248,19 @@ def count_instructions(paths: Paths) -> list[tuple[str, int]]:
     cache = f"--envmatrix-cache-dir={paths.cache}"
     axis = f"--envmatrix-axis=numpy={','.join(NUMPY_VERSIONS)}"
     steps = [
-        ("python, started and ended", [parent, "-c", "pass"], PROJECT),
-        ("python + import pytest", [parent, "-c", "import pytest"], PROJECT),
-        ("python + import pytest + import pytest_envmatrix.plugin", [parent, "-c", "import pytest, pytest_envmatrix.plugin"], PROJECT),
-        ("python + import numpy, benchtop", [parent, "-c", "import numpy, sys; sys.path.insert(0, 'src'); import benchtop"], PROJECT),
-        ("markers: the parent pytest --envmatrix --collect-only", [parent, "-m", "pytest", "--envmatrix", cache, *bench.PYTEST_ARGS, "--collect-only"], PROJECT),
-        ("markers: the parent pytest --envmatrix, --envmatrix-jobs=2", [parent, "-m", "pytest", "--envmatrix", cache, "--envmatrix-jobs=2", *bench.PYTEST_ARGS], PROJECT),
-        ("suite-wide: the parent pytest --envmatrix, --envmatrix-jobs=2", [without_numpy, "-m", "pytest", "--envmatrix", cache, "--envmatrix-jobs=2", axis, *bench.PYTEST_ARGS], paths.suite_project),
-        (f"floor: python -m pytest in the numpy {PARENT_NUMPY} venv", [bench.venv_python(paths.floor / PARENT_NUMPY), "-m", "pytest", *bench.PYTEST_ARGS, "tests"], PROJECT),
+        ("python", "python, started and ended", [parent, "-c", "pass"], PROJECT),
+        ("pytest", "python + import pytest", [parent, "-c", "import pytest"], PROJECT),
+        ("packaging", "python + import pytest + import packaging.requirements", [parent, "-c", "import pytest, packaging.requirements"], PROJECT),
+        ("plugin", "python + import pytest + import pytest_envmatrix.plugin", [parent, "-c", "import pytest, pytest_envmatrix.plugin"], PROJECT),
+        ("numpy", "python + import numpy, benchtop", [parent, "-c", "import numpy, sys; sys.path.insert(0, 'src'); import benchtop"], PROJECT),
+        ("collect", "markers: the parent pytest --envmatrix --collect-only", [parent, "-m", "pytest", "--envmatrix", cache, *bench.PYTEST_ARGS, "--collect-only"], PROJECT),
+        ("parent", "markers: the parent pytest --envmatrix, --envmatrix-jobs=2", [parent, "-m", "pytest", "--envmatrix", cache, "--envmatrix-jobs=2", *bench.PYTEST_ARGS], PROJECT),
+        ("suite", "suite-wide: the parent pytest --envmatrix, --envmatrix-jobs=2", [without_numpy, "-m", "pytest", "--envmatrix", cache, "--envmatrix-jobs=2", axis, *bench.PYTEST_ARGS], paths.suite_project),
+        ("floor", f"floor: python -m pytest in the numpy {PARENT_NUMPY} venv", [bench.venv_python(paths.floor / PARENT_NUMPY), "-m", "pytest", *bench.PYTEST_ARGS, "tests"], PROJECT),
     ]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        counts = list(pool.map(lambda step: instructions.count(step[1], env, step[2]), steps))
-    return [(label, n) for (label, _cmd, _cwd), n in zip(steps, counts)]
+        counts = list(pool.map(lambda step: instructions.count(step[2], env, step[3]), steps))
+    return [(key, label, n) for (key, label, _cmd, _cwd), n in zip(steps, counts)]
 
 
 def main(argv: list[str] | None = None) -> int:

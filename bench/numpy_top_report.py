@@ -50,6 +50,7 @@ def render(results: dict, names: list[str], floors: dict, targets: tuple[str, st
         out += _instructions(instructions)
     if profile:
         out += _profile(profile)
+    out += FINDINGS
     out += [END]
     return "\n".join(out) + "\n"
 
@@ -85,16 +86,43 @@ def _targets(results: dict, two_at_a_time: str, in_turn: str) -> list[str]:
     return [*lines, ""]
 
 
-def _instructions(counts: list[tuple[str, int]]) -> list[str]:
-    return [
-        "Instructions executed (valgrind's callgrind; the process and its threads, not the processes it",
-        "starts), PYTHONDONTWRITEBYTECODE unset: a count the machine's load does not move.",
+def _instructions(counts: list[tuple[str, str, int]]) -> list[str]:
+    """The counts (key, label, instructions), then the marker-declared parent split into its pieces."""
+    n = {key: count for key, _label, count in counts}
+    python, pytest_, plugin, numpy_, parent, floor = n["python"], n["pytest"], n["plugin"], n["numpy"], n["parent"], n["floor"]
+    packaging_share = (n["packaging"] - pytest_) / (plugin - pytest_)
+    pieces = [
+        ("start Python", python),
+        ("import pytest", pytest_ - python),
+        ("import pytest-envmatrix (packaging's requirement parser is {:.0%} of it)", plugin - pytest_),
+        ("import numpy and the module under test (collection imports the test modules)", numpy_ - python),
+        ("everything else: options, entry points, collection of 80 items, early start, replay, summary",
+         parent - (plugin - pytest_) - pytest_ - (numpy_ - python)),
+    ]
+    lines = [
+        "### Where the marker-declared parent's time goes",
+        "",
+        "Instructions executed (valgrind's callgrind, `--instructions`; the process and its threads, not the",
+        "processes it starts), PYTHONDONTWRITEBYTECODE unset: a count the machine's load does not move.",
         "",
         "| what | instructions (millions) |",
         "| --- | --- |",
-        *[f"| {label} | {n / 1e6:,.0f} |" for label, n in counts],
+        *[f"| {label} | {count / 1e6:,.0f} |" for _key, label, count in counts],
+        "",
+        "| the marker-declared parent (jobs=2), in pieces | millions | share |",
+        "| --- | --- | --- |",
+    ]
+    for label, count in pieces:
+        lines.append(f"| {label.format(packaging_share)} | {count / 1e6:,.0f} | {count / parent:.0%} |")
+    lines += [
+        "",
+        f"The parent executes {parent / floor:.2f}× the instructions of one floor environment's whole run",
+        "(`python -m pytest` in the numpy venv: start-up, numpy, collection and the 20 tests); the",
+        f"suite-wide parent, which imports no test module, {n['suite'] / floor:.2f}×. The parent's run",
+        f"phase costs little: `--collect-only` alone executes {n['collect'] / parent:.0%} of the whole run's instructions.",
         "",
     ]
+    return lines
 
 
 def _profile(data: dict) -> list[str]:
@@ -117,6 +145,42 @@ def _profile(data: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+FINDINGS = """\
+### What was tried on the parent, and what is left
+
+- Children before collection: a warm run already starts the last run's children from its plan
+  at session start, before collection imports the test modules (`plan.py`). What comes before
+  that point is Python, pytest's import, the plugin's import and pytest's option and plugin
+  set-up: about half of the parent's instructions, on one CPU while the other has nothing to
+  do. Of it, only the plugin's import is the plugin's, and most of that is `packaging`, whose
+  requirement parser every child's start needs (the child's requirement checks, the
+  environment's cache key) before the children can start: importing it later would only move it.
+- The parent's CPU priority while children run: not adopted. With `--envmatrix-jobs=2` on 2 CPUs
+  both CPUs are busy with children while the parent collects; the work is the same whichever
+  runs first, so a lowered priority only moves the parent's collection behind the children, to
+  the end, where it runs alone before the last replay. It helps only where CPUs would otherwise
+  idle, and an unprivileged process cannot raise its priority again afterwards. With
+  `--envmatrix-jobs=1` the parent collects on the CPU the single child leaves free already.
+- Work per item: the run phase (the early start, reading the children's events, replaying 80
+  items, the summary) costs little: `--collect-only` executes about as many instructions as
+  the whole run.
+- A cost found on the way, outside the plugin: pytest deletes old numbered folders under
+  `$TMPDIR/pytest-of-USER` when a run that asked for a temporary folder ends, and the parent
+  asks for one (its children's base temporary folder); plain pytest on these tests does not.
+  On a machine where other test suites share `/tmp`, the parent deleted theirs: in one sampled
+  profile (py-spy, 6 runs) 13% of the parent's samples were `shutil.rmtree` of a 13,000-file
+  folder another suite had left. The benchmark now gives every run a `TMPDIR` of its own in the work
+  folder, so a run deletes only its own earlier folders, as on a user's machine.
+- What is left is the shape itself: with markers the parent must import the test modules to
+  collect them, so it imports numpy and the module under test as every child does, and costs
+  about one more environment's start-up and collection. The suite-wide matrix, whose parent
+  imports no test module, shows what removing that saves; giving marker-declared tests the same
+  collection inside the environments (the children describe, the parent builds its items from
+  the descriptions) is the change that would.
+"""
+FINDINGS = ["", *FINDINGS.splitlines(), ""]
 
 
 def write_section(output: Path, section: str) -> None:
