@@ -4,8 +4,9 @@
 ``python bench/run.py`` measures pytest-envmatrix side by side with tox, tox
 with tox-uv, nox (virtualenv and uv backends) and ``uv run``, and against the
 floor (plain pytest in prebuilt environments), on ``bench/project`` against
-four numpy versions; then at scale (16 environments, 2,000 tests). It writes
-``docs/performance.md``.
+four numpy versions; then at scale (16 environments, 2,000 tests); then, through
+``bench/numpy_top.py``, the shape with numpy imported at the top of the test
+modules and of the module under test. It writes ``docs/performance.md``.
 
 ``python bench/run.py --smoke`` runs the same machinery at a tiny size, on
 made-up local wheels instead of numpy and without the competitors, in well
@@ -180,7 +181,14 @@ def bench_env(dont_write_bytecode: bool = True) -> dict[str, str]:
         PIP_FIND_LINKS=str(WHEELS),
         VIRTUALENV_OVERRIDE_APP_DATA=str(WORK / "virtualenv-app-data"),
         BENCH_PYTEST=PYTEST_PIN,
+        # pytest keeps the last three numbered folders under $TMPDIR/pytest-of-USER and deletes older
+        # ones when a run that asked for a temporary folder ends. The parent pytest --envmatrix asks
+        # for one (its children's); plain pytest on the benchmark's tests does not. In a shared /tmp
+        # where other test suites run, what it deleted would be theirs (thousands of files at times);
+        # here only the folders of its own earlier runs, as on a user's machine.
+        TMPDIR=str(WORK / "tmp"),
     )
+    (WORK / "tmp").mkdir(parents=True, exist_ok=True)
     return env
 
 
@@ -1101,6 +1109,7 @@ def prepare_full() -> Path:
 KEPT = (
     ("<!-- link-modes -->", "<!-- /link-modes -->"),  # written by bench/link_modes.py
     ("<!-- blas-threads -->", "<!-- /blas-threads -->"),  # written by bench/blas_threads.py
+    ("<!-- numpy-top -->", "<!-- /numpy-top -->"),  # written by bench/numpy_top.py, which a full run runs last
 )
 
 
@@ -1163,6 +1172,8 @@ def run(smoke: bool, output: Path, work: Path | None = None) -> None:
             rmtree(plugin_pycache)  # written by the parent in the runs without PYTHONDONTWRITEBYTECODE
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report + kept_sections(output), encoding="utf-8")
+    if not smoke:  # numpy imported at the top, markers and suite-wide: a section of its own, in its own process
+        sh([sys.executable, BENCH / "numpy_top.py", f"--output={output}", f"--work-dir={WORK}"], os.environ.copy(), REPO, "numpy-top")
     print(f"bench: wrote {output} ({(time.perf_counter() - started) / 60:.1f} min)", file=sys.stderr)
 
 
