@@ -1,0 +1,210 @@
+"""A project with compiled code: each environment compiles it against its own packages.
+
+``emx-headers`` is a made-up numpy: each version ships a C header whose
+``EMX_ABI`` is its major version, found through ``get_include()``. The
+project ``emx-ext`` includes that header in a C extension (built by
+setuptools), so the value the extension reports is the version of the header
+it was compiled against.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from conftest import _wheelhouse_dir, build_wheel
+
+HEADER_VERSIONS = ("1.0", "2.0")
+
+
+@pytest.fixture(scope="session")
+def header_wheels(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("header-wheels")
+    for version in HEADER_VERSIONS:
+        major = version.split(".")[0]
+        build_wheel(
+            dest,
+            "emx-headers",
+            version,
+            {
+                "emx_headers/__init__.py": (
+                    f"import os\n__version__ = {version!r}\n\n"
+                    "def get_include():\n    return os.path.join(os.path.dirname(__file__), 'include')\n"
+                ),
+                "emx_headers/include/emx_abi.h": f"#define EMX_ABI {major}\n",
+            },
+        )
+    return dest
+
+
+@pytest.fixture(scope="session")
+def setuptools_wheels(request) -> Path:
+    """setuptools and wheel as local wheels: building the project needs them inside each environment."""
+    dest = _wheelhouse_dir(request.config).parent / "envmatrix-setuptools-wheels"
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp = dest / "complete-v1.json"
+    with FileLock(str(dest) + ".lock"):
+        if not stamp.exists():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                 "--only-binary=:all:", "--dest", str(dest), "setuptools>=64", "wheel"],
+                check=True,
+                timeout=600,
+            )
+            stamp.write_text(json.dumps(sorted(p.name for p in dest.glob("*.whl"))))
+    return dest
+
+
+PYPROJECT = """
+[build-system]
+requires = ["setuptools>=64", "emx-headers>=2"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "emx-ext"
+version = "0.1"
+dependencies = ["emx-headers"]
+"""
+
+SETUP_PY = """
+import emx_headers
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("emx_ext._abi", ["src/emx_ext/_abi.c"], include_dirs=[emx_headers.get_include()])])
+"""
+
+EXTENSION_C = """
+#include <Python.h>
+#include "emx_abi.h"
+
+static PyObject *doubled(PyObject *self, PyObject *arg) {
+    long value = PyLong_AsLong(arg);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    return PyLong_FromLong(%(factor)s * value);
+}
+
+static PyMethodDef methods[] = {{"doubled", doubled, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_abi", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__abi(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL) PyModule_AddIntConstant(m, "ABI", EMX_ABI);
+    return m;
+}
+"""
+
+TEST_ABI = """
+import os
+import pytest
+
+@pytest.mark.envmatrix(emx_headers={versions!r})
+def test_abi(envmatrix_combination):
+    import emx_ext._abi as abi
+    import emx_headers
+    print("extension", abi.__file__, "ABI", abi.ABI)
+    assert emx_headers.__version__ == envmatrix_combination["emx_headers"]
+    assert abi.ABI == int(envmatrix_combination["emx_headers"].split(".")[0])
+    assert abi.doubled(21) == 42
+"""
+
+
+@pytest.fixture
+def compiled_project(pytester, monkeypatch, tmp_path):
+    # pytester makes the project HOME; the tools' caches and settings go elsewhere, the tree holds the project only
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    (pytester.path / "setup.py").write_text(SETUP_PY)
+    package = pytester.path / "src" / "emx_ext"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "_abi.c").write_text(EXTENSION_C % {"factor": 2})
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_abi.py").write_text(TEST_ABI.format(versions=list(HEADER_VERSIONS)))
+    return pytester
+
+
+@pytest.fixture
+def compiled_matrix(fresh_matrix, header_wheels, setuptools_wheels):
+    fresh_matrix.wheel_dirs = [*fresh_matrix.wheel_dirs, header_wheels, setuptools_wheels]
+    return fresh_matrix
+
+
+def _tree(root: Path) -> set[str]:
+    return {
+        p.relative_to(root).as_posix() for p in root.rglob("*")
+        if not {"__pycache__", ".pytest_cache"} & set(p.relative_to(root).parts)
+    }
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_each_environment_compiles_the_project_against_its_own_headers(compiled_matrix, compiled_project, installer):
+    """The build-system's ``emx-headers>=2`` gives way to the combination's pin: 1.0's header is compiled in too."""
+    before = _tree(compiled_project.path)
+    result = compiled_matrix.run("-v", "-rP", f"--envmatrix-installer={installer}", "--envmatrix-jobs=2")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines_random(["*extension */site-packages/emx_ext/_abi*.so ABI 1", "*extension */site-packages/emx_ext/_abi*.so ABI 2"])
+    # no build output in the source tree: no build/, no egg-info, no extension module
+    assert _tree(compiled_project.path) == before
+    marks = compiled_matrix.envs().values()
+    assert [m["project_build"] for m in marks] == ["compiled", "compiled"]
+    for env in compiled_matrix.envs():
+        assert not (compiled_matrix.cache / "envs" / env / "envmatrix-project").exists()
+
+
+def test_a_source_edit_rebuilds_the_project_and_a_test_edit_does_not(compiled_matrix, compiled_project):
+    compiled_matrix.run().assert_outcomes(passed=2)
+
+    # editing a test reuses the environments
+    test_file = compiled_project.path / "tests" / "test_abi.py"
+    test_file.write_text(test_file.read_text() + "\n\ndef test_more():\n    pass\n")
+    result = compiled_matrix.run()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*0 built*, 2 reused*"])
+
+    # editing the C source builds each environment's extension again, from the new source
+    (compiled_project.path / "src" / "emx_ext" / "_abi.c").write_text(EXTENSION_C % {"factor": 3})
+    result = compiled_matrix.run("-rf")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*assert 63 == 42*", "*2 built*, 0 reused*"])
+
+
+def _fake_tool(folder: Path, name: str, message: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / name
+    tool.write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 97\n")
+    tool.chmod(0o755)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fake tools are shell scripts")
+def test_the_outer_environments_tools_are_not_used(compiled_matrix, compiled_project, monkeypatch, tmp_path):
+    """A compiler in the activated virtualenv's bin, first on PATH, is not what the build runs,
+    and neither it nor the running virtualenv's scripts are on the child's PATH; the rest of PATH is."""
+    outer = tmp_path / "outer-venv"
+    (outer / "pyvenv.cfg").parent.mkdir()
+    (outer / "pyvenv.cfg").write_text("home = /nowhere\n")
+    compiler = sysconfig.get_config_var("CC").split()[0]
+    for name in {compiler, "cc", "gcc", "emx-outer-tool"}:
+        _fake_tool(outer / "bin", name, "the outer environment's tool ran")
+    _fake_tool(tmp_path / "elsewhere", "emx-other-tool", "another tool")
+    running = sysconfig.get_path("scripts")
+    monkeypatch.setenv("VIRTUAL_ENV", str(outer))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(outer / "bin"), running, str(tmp_path / "elsewhere"), os.environ["PATH"]]))
+    (compiled_project.path / "tests" / "test_path.py").write_text(
+        "import os, shutil, sys\n"
+        "import pytest\n\n"
+        "@pytest.mark.envmatrix(emx_headers=['2.0'])\n"
+        "def test_path():\n"
+        "    entries = [os.path.realpath(e) for e in os.environ['PATH'].split(os.pathsep)]\n"
+        "    assert shutil.which('emx-outer-tool') is None\n"
+        f"    assert os.path.realpath({running!r}) not in entries\n"
+        "    assert shutil.which('emx-other-tool')\n"
+        "    assert entries[0] == os.path.realpath(os.path.dirname(sys.executable))\n"
+    )
+    result = compiled_matrix.run("-v")
+    result.assert_outcomes(passed=3)
+    assert "the outer environment's tool ran" not in result.stdout.str()
