@@ -208,3 +208,91 @@ def test_the_outer_environments_tools_are_not_used(compiled_matrix, compiled_pro
     result = compiled_matrix.run("-v")
     result.assert_outcomes(passed=3)
     assert "the outer environment's tool ran" not in result.stdout.str()
+
+
+MESON_PYPROJECT = """
+[build-system]
+requires = ["meson-python>=0.15", "numpy>=2.0"]
+build-backend = "mesonpy"
+
+[project]
+name = "emx-np"
+version = "0.1"
+dependencies = ["numpy"]
+"""
+
+MESON_BUILD = """
+project('emx-np', 'c')
+py = import('python').find_installation(pure: false)
+numpy_include = run_command(py, ['-c', 'import numpy; print(numpy.get_include())'], check: true).stdout().strip()
+py.extension_module('_np', 'src/emx_np/_np.c', include_directories: include_directories(numpy_include), install: true, subdir: 'emx_np')
+py.install_sources('src/emx_np/__init__.py', subdir: 'emx_np')
+"""
+
+NUMPY_EXTENSION_C = """#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+static PyObject *abi_major(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong((long)(NPY_ABI_VERSION >> 24));
+}
+
+static PyObject *doubled_sum(PyObject *self, PyObject *arg) {
+    PyArrayObject *array = (PyArrayObject *)PyArray_FROMANY(arg, NPY_DOUBLE, 1, 1, NPY_ARRAY_IN_ARRAY);
+    if (array == NULL) return NULL;
+    double total = 0;
+    const double *data = (const double *)PyArray_DATA(array);
+    for (npy_intp i = 0; i < PyArray_SIZE(array); i++) total += 2 * data[i];
+    Py_DECREF(array);
+    return PyFloat_FromDouble(total);
+}
+
+static PyMethodDef methods[] = {
+    {"abi_major", abi_major, METH_NOARGS, NULL},
+    {"doubled_sum", doubled_sum, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_np", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__np(void) {
+    import_array();
+    return PyModule_Create(&module);
+}
+"""
+
+NUMPY_TEST = """import pytest
+
+@pytest.mark.envmatrix(numpy=["1.26.4", "2.1.3"])
+def test_compiled_against_this_numpy(envmatrix_combination):
+    import numpy
+    from emx_np import _np
+    assert numpy.__version__ == envmatrix_combination["numpy"]
+    assert _np.abi_major() == int(numpy.__version__.split(".")[0])
+    assert _np.doubled_sum(numpy.arange(4.0)) == 12.0
+"""
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not (3, 10) <= sys.version_info[:2] <= (3, 12), reason="numpy 1.26.4 and 2.1.3 both have wheels for Python 3.10 to 3.12")
+def test_meson_python_project_compiled_against_each_numpy(tmp_path):
+    """Real numpy and meson-python: the build-system's ``numpy>=2.0`` gives way to the pin, and a module
+    compiled against numpy 2's headers would report ABI 2 under numpy 1.26.4."""
+    project = tmp_path / "project"
+    (project / "src" / "emx_np").mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / "pyproject.toml").write_text(MESON_PYPROJECT)
+    (project / "meson.build").write_text(MESON_BUILD)
+    (project / "src" / "emx_np" / "__init__.py").write_text("")
+    (project / "src" / "emx_np" / "_np.c").write_text(NUMPY_EXTENSION_C)
+    (project / "tests" / "test_np.py").write_text(NUMPY_TEST)
+    before = _tree(project)
+    command = [
+        sys.executable, "-m", "pytest", "--envmatrix", f"--envmatrix-cache-dir={tmp_path / 'envcache'}", "-v",
+        "-p", "no:randomly", "-p", "no:cacheprovider",
+    ]
+    run = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "test_compiled_against_this_numpy[numpy-1.26.4] PASSED" in run.stdout
+    assert "test_compiled_against_this_numpy[numpy-2.1.3] PASSED" in run.stdout
+    assert _tree(project) == before
