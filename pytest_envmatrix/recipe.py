@@ -44,10 +44,13 @@ class Project:
     compiled: str | None = None  # why it counts as compiled, or None for an editable install
 
 
-def detect_project(rootdir: Path, mode: str) -> Project | None:
+def detect_project(rootdir: Path, mode: str, build: str = "auto") -> Project | None:
     """``auto``: install the rootdir when it is a buildable project; ``none``: never.
 
     Any other value is a path to the project (relative to the rootdir).
+    ``build`` (``envmatrix_project_build``) says whether it is built in each
+    environment (``compiled``), installed editable (``editable``), or the
+    first when it has compiled code (``auto``).
     """
     if mode == "none":
         return None
@@ -61,7 +64,10 @@ def detect_project(rootdir: Path, mode: str) -> Project | None:
         path = root / name
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    compiled = compiled_by(root)
+    if build == "auto":
+        compiled = compiled_by(root)
+    else:
+        compiled = "envmatrix_project_build = compiled" if build == "compiled" else None
     if compiled:
         # each environment holds its own build of the sources: an edit to them is a new build
         digest.update(b"compiled\0" + source_digest(root).encode())

@@ -230,7 +230,7 @@ class EnvMatrixSession:
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
         self.unexpanded: dict[str, pytest.TestReport] = {}  # node id → the report of an item that cannot run here
-        self.project = detect_project(config.rootpath, settings.project)
+        self.project = detect_project(config.rootpath, settings.project, settings.project_build)
         self.plans = PlanStore(settings.cache_dir, config)
         self._early: list[EarlyRun] = []
         self._ran = False  # this process ran the matrix (not only listed or collected it)
@@ -797,11 +797,14 @@ class EnvMatrixSession:
 
     # ---- reporting
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         installer = self.settings.installer
         links = f" (link mode {installer.link_mode})" if installer.name == "uv" else ""
         required = ", every python required" if self.settings.require_python else ""
-        return f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"
+        lines = [f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"]
+        if self.project is not None and self.project.compiled:
+            lines.append(f"envmatrix: the project is built in each environment, against its packages ({self.project.compiled})")
+        return lines
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._stop()

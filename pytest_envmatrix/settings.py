@@ -46,6 +46,11 @@ HELP_AXIS = (
 )
 HELP_AXES = "the suite-wide matrix: one axis per line (numpy=1.26.4,2.1.3), as --envmatrix-axis"
 HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
+HELP_PROJECT_BUILD = (
+    "how the project goes into each environment: editable (one build, shared), compiled (built in each environment "
+    "against its packages, without build isolation), or auto (compiled when it has compiled code; the default)"
+)
+PROJECT_BUILDS = ("auto", "editable", "compiled")
 
 
 # every ini option above: the child, which has no plugin, declares them too (see _child.py), so a
@@ -62,6 +67,7 @@ INI_NAMES = (
     "envmatrix_max_age_days",
     "envmatrix_deps",
     "envmatrix_project",
+    "envmatrix_project_build",
     "envmatrix_axes",
     "envmatrix_require_python",
 )
@@ -96,6 +102,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
     parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
+    parser.addini("envmatrix_project_build", HELP_PROJECT_BUILD, default="auto")
     parser.addini("envmatrix_axes", HELP_AXES, type="linelist", default=[])
     parser.addini("envmatrix_require_python", HELP_REQUIRE_PYTHON, type="bool", default=False)
 
@@ -113,6 +120,7 @@ class Settings:
     jobs: int
     timeout: float | None
     require_python: bool = False  # a missing interpreter errors its items instead of skipping them
+    project_build: str = "auto"  # editable, compiled, or auto: compiled when the project has compiled code
     suite: Matrix | None = None  # the suite-wide matrix (--envmatrix-axis, envmatrix_axes), if any
 
     @property
@@ -151,6 +159,7 @@ class Settings:
             timeout=_timeout(config),
             require_python=_require_python(config),
             suite=suite,
+            project_build=_project_build(config),
         )
 
 
@@ -192,6 +201,13 @@ def _link_mode(config: pytest.Config) -> str:
     value = config.getini("envmatrix_link_mode").strip() or "copy"
     if value not in LINK_MODES:
         raise pytest.UsageError(f"ini option envmatrix_link_mode: {value!r} is not one of {', '.join(LINK_MODES)}")
+    return value
+
+
+def _project_build(config: pytest.Config) -> str:
+    value = config.getini("envmatrix_project_build").strip() or "auto"
+    if value not in PROJECT_BUILDS:
+        raise pytest.UsageError(f"ini option envmatrix_project_build: {value!r} is not one of {', '.join(PROJECT_BUILDS)}")
     return value
 
 

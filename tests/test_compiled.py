@@ -147,6 +147,10 @@ def test_each_environment_compiles_the_project_against_its_own_headers(compiled_
     before = _tree(compiled_project.path)
     result = compiled_matrix.run("-v", "-rP", f"--envmatrix-installer={installer}", "--envmatrix-jobs=2")
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "envmatrix: the project is built in each environment, against its packages "
+        "(setuptools with extension modules (declared in setup.py))",
+    ])
     result.stdout.fnmatch_lines_random(["*extension */site-packages/emx_ext/_abi*.so ABI 1", "*extension */site-packages/emx_ext/_abi*.so ABI 2"])
     # no build output in the source tree: no build/, no egg-info, no extension module
     assert _tree(compiled_project.path) == before
@@ -209,6 +213,45 @@ def test_the_outer_environments_tools_are_not_used(compiled_matrix, compiled_pro
     result.assert_outcomes(passed=3)
     assert "the outer environment's tool ran" not in result.stdout.str()
 
+
+def test_editable_on_request_shares_one_build_and_its_extension_lands_in_the_source_tree(compiled_matrix, compiled_project):
+    """What ``envmatrix_project_build = editable`` gives a compiled project, and why it is not the default:
+    one isolated build (with the build-system's ``emx-headers>=2``) for every combination."""
+    compiled_project.makeini("[pytest]\nenvmatrix_project_build = editable\n")
+    result = compiled_matrix.run("-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(["*test_abi[[]emx_headers-1.0[]] FAILED*", "*test_abi[[]emx_headers-2.0[]] PASSED*"])
+    assert list((compiled_project.path / "src" / "emx_ext").glob("_abi*.so"))
+
+
+def test_a_pure_project_can_be_built_in_each_environment_on_request(compiled_matrix, pytester):
+    pytester.makefile(".toml", pyproject=(
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "emx-pure"\nversion = "0.1"\n'
+    ))
+    pytester.makeini("[pytest]\nenvmatrix_project_build = compiled\n")
+    (pytester.path / "src" / "emx_pure").mkdir(parents=True)
+    (pytester.path / "src" / "emx_pure" / "__init__.py").write_text("")
+    pytester.makepyfile(
+        test_where="""
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_installed_copy():
+            import emx_pure
+            assert "site-packages" in emx_pure.__file__
+        """
+    )
+    result = compiled_matrix.run()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*built in each environment*(envmatrix_project_build = compiled)"])
+
+
+def test_a_bad_project_build_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\nenvmatrix_project_build = fast\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini option envmatrix_project_build: 'fast' is not one of auto, editable, compiled"])
 
 MESON_PYPROJECT = """
 [build-system]
