@@ -339,3 +339,16 @@ def test_meson_python_project_compiled_against_each_numpy(tmp_path):
     assert "test_compiled_against_this_numpy[numpy-1.26.4] PASSED" in run.stdout
     assert "test_compiled_against_this_numpy[numpy-2.1.3] PASSED" in run.stdout
     assert _tree(project) == before
+
+
+def test_a_flat_layout_imports_the_source_tree_when_the_rootdir_is_on_sys_path(compiled_matrix, compiled_project):
+    """The trap the docs describe: the tree has no compiled module, so importing the package from it fails."""
+    compiled_project.path.joinpath("src", "emx_ext").rename(compiled_project.path / "emx_ext")
+    (compiled_project.path / "setup.py").write_text(SETUP_PY.replace("src/emx_ext/_abi.c", "emx_ext/_abi.c"))
+    result = compiled_matrix.run()
+    result.assert_outcomes(passed=2)  # plain pytest, no top-level conftest: the installed package
+
+    (compiled_project.path / "conftest.py").write_text("")  # prepend mode puts the rootdir on sys.path
+    result = compiled_matrix.run()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*ModuleNotFoundError: No module named 'emx_ext._abi'*"])
