@@ -45,7 +45,7 @@ HELP_AXIS = (
     "python per use: numpy=1.26.4,2.1.3), each environment collecting the tests itself"
 )
 HELP_AXES = "the suite-wide matrix: one axis per line (numpy=1.26.4,2.1.3), as --envmatrix-axis"
-HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
+HELP_PROJECT = "project installed into each environment (see envmatrix_project_build): auto (the rootdir, if buildable), none, or a path"
 HELP_PROJECT_BUILD = (
     "how the project goes into each environment: editable (one build, shared), compiled (built in each environment "
     "against its packages, without build isolation), or auto (compiled when it has compiled code; the default)"

@@ -19,6 +19,8 @@ from filelock import FileLock
 
 from conftest import _wheelhouse_dir, build_wheel
 
+from pytest_envmatrix.compiled import build_requirements, compiled_by
+
 HEADER_VERSIONS = ("1.0", "2.0")
 
 
@@ -352,3 +354,31 @@ def test_a_flat_layout_imports_the_source_tree_when_the_rootdir_is_on_sys_path(c
     result = compiled_matrix.run()
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*ModuleNotFoundError: No module named 'emx_ext._abi'*"])
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"pyproject.toml": '[build-system]\nrequires = ["meson-python"]\nbuild-backend = "mesonpy"\n'}, "build backend meson-python"),
+        ({"pyproject.toml": '[build-system]\nbuild-backend = "scikit_build_core.build"\n'}, "build backend scikit-build-core"),
+        ({"pyproject.toml": PYPROJECT, "setup.py": SETUP_PY}, "setuptools with extension modules (declared in setup.py)"),
+        ({"setup.py": "from setuptools import setup\nfrom Cython.Build import cythonize\nsetup(ext_modules=cythonize('x.pyx'))\n"},
+         "setuptools with extension modules (declared in setup.py)"),
+        ({"pyproject.toml": '[build-system]\nbuild-backend = "setuptools.build_meta"\n[tool.setuptools]\next-modules = []\n'},
+         "setuptools with extension modules (declared in pyproject.toml)"),
+        ({"pyproject.toml": '[build-system]\nbuild-backend = "setuptools.build_meta"\n[project]\nname = "x"\n'}, None),
+        ({"pyproject.toml": '[build-system]\nrequires = ["flit_core"]\nbuild-backend = "flit_core.buildapi"\n'}, None),
+        ({"pyproject.toml": '[build-system]\nbuild-backend = "hatchling.build"\n# ext_modules in a comment of a hatch project\n'}, None),
+        ({"pyproject.toml": "not toml ["}, None),
+    ],
+)
+def test_which_projects_count_as_compiled(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert compiled_by(tmp_path) == expected
+
+
+def test_the_environments_requirements_win_over_the_build_systems():
+    requires = ["setuptools>=64", "numpy>=2.0", "Cython>=3; python_version >= '3.9'", "meson-python"]
+    pins = ("numpy==1.26.4", "cython==0.29.37", "pytest==9.2.0")
+    assert build_requirements(requires, pins) == ["setuptools>=64", "meson-python"]
