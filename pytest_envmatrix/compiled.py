@@ -41,7 +41,7 @@ _EXTENSION_WORDS = re.compile(r"\bext_modules\b|\bext-modules\b|\bExtension\s*\(
 # The build requirements PEP 517 prescribes for a project without a [build-system] table.
 _LEGACY_REQUIRES = ("setuptools>=40.8.0",)
 
-# Not copied, not keyed: version control, caches, environments, and the usual in-tree build output,
+# Not copied, not keyed: hidden files and folders, caches, environments, and the usual in-tree build output,
 # whose objects (built against another environment's headers) setuptools would otherwise reuse.
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 _SKIPPED_TOP_DIRS = frozenset({"build", "dist"})
@@ -128,7 +128,11 @@ def _name(text: str) -> str | None:
 
 
 def _skipped(relative: Path, is_dir: bool, full: Path) -> bool:
+    """Hidden files and folders are skipped too: tests and tools write there in the tree while they run
+    (``.hypothesis/``, ``.coverage``), and a build that read them would change with every run."""
     name = relative.name
+    if name.startswith("."):
+        return True
     if is_dir:
         if name in _SKIPPED_DIRS or (len(relative.parts) == 1 and name in _SKIPPED_TOP_DIRS):
             return True
@@ -211,3 +215,49 @@ def parse_dynamic_requires(output: str) -> list[str] | None:
                 return found
             return None
     return None
+
+
+def source_tree_shadowing(
+    root: Path, invocation_dir: Path, cwd_on_sys_path: bool, import_mode: str, pythonpath: list[Path]
+) -> str | None:
+    """Why the children will import the project's package from its source tree, or None.
+
+    A compiled project's source tree holds no compiled modules (the build
+    happens in a copy), so a flat layout whose top folder is on ``sys.path``
+    ahead of the environment's ``site-packages`` imports a package that
+    cannot work: ``ModuleNotFoundError`` for the extension, or a "circular
+    import" of it. The usual ways the top folder gets there are named; a
+    ``src/`` layout has no package at the top and is never named.
+    """
+    packages = sorted(
+        p.name for p in _entries(root)
+        if p.is_dir() and (p / "__init__.py").is_file() and p.name not in ("tests", "test")
+    )
+    if not packages:
+        return None
+    where = f"the package {packages[0]} is at the top of {root}"
+    root = root.resolve()
+    if cwd_on_sys_path and invocation_dir.resolve() == root:
+        return f"{where}, and python -m pytest puts the current directory on sys.path"
+    if any(path.resolve() == root for path in pythonpath):
+        return f"{where}, and the ini option pythonpath puts it on sys.path"
+    if import_mode != "prepend":
+        return None
+    if (root / "conftest.py").is_file():
+        return f"{where}, and pytest puts the folder of its conftest.py on sys.path (--import-mode=prepend)"
+    for package in packages:
+        for here, dirs, files in os.walk(root / package):
+            dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
+            if "__init__.py" in files and any(fnmatch(f, pattern) for f in files for pattern in _TEST_FILES[:2]):
+                return (
+                    f"{where}, and its test folder {Path(here).relative_to(root)} is a package: pytest puts the top "
+                    "of the package on sys.path (--import-mode=prepend)"
+                )
+    return None
+
+
+def _entries(root: Path) -> list[Path]:
+    try:
+        return list(root.iterdir())
+    except OSError:
+        return []

@@ -37,6 +37,7 @@ from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpand
 from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
+from .compiled import source_tree_shadowing
 from .recipe import Recipe, detect_project
 from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
 from .settings import Settings
@@ -804,6 +805,16 @@ class EnvMatrixSession:
         lines = [f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"]
         if self.project is not None and self.project.compiled:
             lines.append(f"envmatrix: the project is built in each environment, against its packages ({self.project.compiled})")
+            shadowing = source_tree_shadowing(
+                Path(self.project.root), config.invocation_params.dir, _CWD_ON_SYS_PATH, config.option.importmode,
+                [Path(p) for p in config.getini("pythonpath")],
+            )
+            if shadowing:
+                lines.append(
+                    f"envmatrix: WARNING: {shadowing}: the tests will import it from the source tree, which has no "
+                    "compiled modules, instead of the environment's build; use a src/ layout, or keep the top of the "
+                    "project off sys.path (see 'Projects with compiled code' in the docs)"
+                )
         return lines
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

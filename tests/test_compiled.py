@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from filelock import FileLock
 
 from conftest import _wheelhouse_dir, build_wheel
 
-from pytest_envmatrix.compiled import build_requirements, compiled_by
+from pytest_envmatrix.compiled import build_requirements, compiled_by, source_tree_shadowing
 
 HEADER_VERSIONS = ("1.0", "2.0")
 
@@ -349,11 +350,37 @@ def test_a_flat_layout_imports_the_source_tree_when_the_rootdir_is_on_sys_path(c
     (compiled_project.path / "setup.py").write_text(SETUP_PY.replace("src/emx_ext/_abi.c", "emx_ext/_abi.c"))
     result = compiled_matrix.run()
     result.assert_outcomes(passed=2)  # plain pytest, no top-level conftest: the installed package
+    result.stdout.no_fnmatch_line("*WARNING*")
 
     (compiled_project.path / "conftest.py").write_text("")  # prepend mode puts the rootdir on sys.path
     result = compiled_matrix.run()
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*ModuleNotFoundError: No module named 'emx_ext._abi'*"])
+    result.stdout.fnmatch_lines([
+        f"envmatrix: WARNING: the package emx_ext is at the top of {compiled_project.path}, and pytest puts the folder "
+        "of its conftest.py on sys.path (--import-mode=prepend): the tests will import it from the source tree, *",
+        "*ModuleNotFoundError: No module named 'emx_ext._abi'*",
+    ])
+
+
+@pytest.mark.parametrize(
+    "layout, cwd_on_sys_path, import_mode, pythonpath, expected",
+    [
+        ({"pkg/__init__.py"}, True, "prepend", False, "the package pkg is at the top of *, and python -m pytest puts the current directory on sys.path"),
+        ({"pkg/__init__.py"}, False, "prepend", True, "*, and the ini option pythonpath puts it on sys.path"),
+        ({"pkg/__init__.py", "pkg/tests/__init__.py", "pkg/tests/test_x.py"}, False, "prepend", False,
+         "*, and its test folder pkg/tests is a package: pytest puts the top of the package on sys.path (--import-mode=prepend)"),
+        ({"pkg/__init__.py", "pkg/tests/__init__.py", "pkg/tests/test_x.py"}, False, "importlib", False, None),
+        ({"pkg/__init__.py", "pkg/tests/test_x.py"}, False, "prepend", False, None),
+        ({"src/pkg/__init__.py", "conftest.py"}, True, "prepend", True, None),
+        ({"tests/__init__.py", "tests/test_x.py"}, True, "prepend", False, None),
+    ],
+)
+def test_which_runs_import_a_flat_layout_from_the_source_tree(tmp_path, layout, cwd_on_sys_path, import_mode, pythonpath, expected):
+    for name in layout:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = source_tree_shadowing(tmp_path, tmp_path, cwd_on_sys_path, import_mode, [tmp_path] if pythonpath else [])
+    assert found == expected if expected is None else fnmatch(found or "", expected)
 
 
 @pytest.mark.parametrize(
@@ -382,3 +409,18 @@ def test_the_environments_requirements_win_over_the_build_systems():
     requires = ["setuptools>=64", "numpy>=2.0", "Cython>=3; python_version >= '3.9'", "meson-python"]
     pins = ("numpy==1.26.4", "cython==0.29.37", "pytest==9.2.0")
     assert build_requirements(requires, pins) == ["setuptools>=64", "meson-python"]
+
+
+def test_what_tests_and_tools_write_into_the_tree_does_not_rebuild(tmp_path):
+    """A hypothesis database, a coverage file, pytest's cache or bytecode: not sources, so the same key."""
+    from pytest_envmatrix.compiled import source_digest
+
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "_ext.c").write_text("int x;\n")
+    before = source_digest(tmp_path)
+    for name in (".hypothesis/examples/ab", ".coverage", ".pytest_cache/v/x", "src/pkg/__pycache__/m.pyc", "build/temp/_ext.o"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    assert source_digest(tmp_path) == before
+    (tmp_path / "src" / "pkg" / "_ext.c").write_text("int y;\n")
+    assert source_digest(tmp_path) != before
