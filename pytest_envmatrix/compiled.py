@@ -233,6 +233,10 @@ def source_tree_shadowing(
         p.name for p in _entries(root)
         if p.is_dir() and (p / "__init__.py").is_file() and p.name not in ("tests", "test")
     )
+    name = _pyproject(root).get("project", {}).get("name")
+    own = canonicalize_name(name).replace("-", "_") if isinstance(name, str) else None
+    if own in packages:
+        packages = [own]  # the project's own package, not a benchmarks/ or docs/ folder beside it
     if not packages:
         return None
     where = f"the package {packages[0]} is at the top of {root}"

@@ -424,3 +424,12 @@ def test_what_tests_and_tools_write_into_the_tree_does_not_rebuild(tmp_path):
     assert source_digest(tmp_path) == before
     (tmp_path / "src" / "pkg" / "_ext.c").write_text("int y;\n")
     assert source_digest(tmp_path) != before
+
+
+def test_the_warning_names_the_projects_own_package(tmp_path):
+    for name in ("benchmarks/__init__.py", "emx_np/__init__.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "emx-np"\n')
+    found = source_tree_shadowing(tmp_path, tmp_path, True, "prepend", [])
+    assert found.startswith("the package emx_np is at the top of")
