@@ -157,7 +157,7 @@ def main(config: pytest.Config) -> int:
     except InvalidName:
         raise pytest.UsageError(f"--envmatrix-bisect: {config.option.envmatrix_bisect!r} is not a valid distribution name") from None
     try:
-        project = detect_project(config.rootpath, settings.project)
+        project = detect_project(config.rootpath, settings.project, settings.project_build)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     resolver = versions.resolver_for_run(

@@ -218,7 +218,7 @@ class CiRun:
         else:
             environments = list(self.environments.values())
         finder = InterpreterFinder()
-        project = detect_project(self.config.rootpath, settings.project)
+        project = detect_project(self.config.rootpath, settings.project, settings.project_build)
         cache = EnvCache(settings.cache_dir)
         total = settings.shard.total if settings.shard else 1
         shards = [{"shard": f"{n}/{total}", "environments": [], "items": 0, "keys": [], "missing": []} for n in range(1, total + 1)]

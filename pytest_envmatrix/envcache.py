@@ -33,9 +33,10 @@ except ImportError:  # Windows
     fcntl = None
 
 from . import distributions
+from .compiled import DYNAMIC_REQUIRES_SCRIPT, SOURCE_DIR, BuildSystem, build_requirements, copy_sources, parse_dynamic_requires, read_build_system
 from .failures import FailureMemory, RememberedFailure
 from .integrity import changed_distributions, relocate
-from .processes import end, supervised_command, supervisor_environment
+from .processes import end, inside_path, supervised_command, supervisor_environment
 from .recipe import Recipe
 
 if TYPE_CHECKING:
@@ -430,15 +431,22 @@ class EnvCache:
     def _install(self, recipe: Recipe, path: Path, python: Path, fresh_project: bool) -> None:
         """Fill the environment; ``--envmatrix-rebuild`` also builds the project afresh, and with uv
         checks every installed file, installing again without uv's cache what a damaged cache entry gave."""
-        editable = recipe.project.root if recipe.project else None
+        compiled = recipe.project is not None and recipe.project.compiled is not None
+        editable = recipe.project.root if recipe.project and not compiled else None
+        requirements = recipe.requirements
+        if compiled:
+            build_system = read_build_system(Path(recipe.project.root))
+            requirements = (*requirements, *build_requirements(build_system.requires, recipe.requirements))
         scratch = None if fresh_project else path
-        command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch)
+        command = recipe.installer.command(str(python), requirements, editable, recipe.index, scratch)
         self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
+        if compiled:
+            self._build_project(recipe, path, python, build_system)
         if not fresh_project or recipe.installer.name != "uv":
             return
         changed = changed_distributions(path)
         if changed:
-            command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch, uncached=sorted(changed))
+            command = recipe.installer.command(str(python), requirements, editable, recipe.index, scratch, uncached=sorted(changed))
             self._run_tool(
                 recipe.installer.name,
                 command,
@@ -446,12 +454,51 @@ class EnvCache:
                 virtual_env=python.parent.parent,
             )
 
-    def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None) -> None:
-        """Run an installer; when the run stops meanwhile, kill it with everything it started."""
+    def _build_project(self, recipe: Recipe, path: Path, python: Path, build_system: BuildSystem) -> None:
+        """Build a compiled project in the environment, from a copy of its sources, and install it.
+
+        The environment already holds the pins and the static build
+        requirements; the backend is asked for the rest (meson-python wants
+        ``ninja`` when there is none), with the environment's scripts on PATH
+        and the outer environment's left out. The copy is removed once the
+        wheel is installed.
+        """
+        label = recipe.spec.label
+        source = copy_sources(Path(recipe.project.root), path / SOURCE_DIR)
+        try:
+            output = self._run_tool(
+                "the build backend",
+                [str(python), "-c", DYNAMIC_REQUIRES_SCRIPT, build_system.backend, json.dumps(list(build_system.backend_path))],
+                f"could not ask {build_system.backend or 'the build backend'} what building the project needs in {label}",
+                virtual_env=path,
+                cwd=source,
+            )
+            dynamic = parse_dynamic_requires(output)
+            if dynamic is None:
+                raise BuildError(f"the build backend {build_system.backend} did not say what building the project needs in {label}", output=output)
+            extra = build_requirements(dynamic, recipe.requirements)
+            if extra:
+                command = recipe.installer.command(str(python), [*recipe.requirements, *extra], None, recipe.index)
+                self._run_tool(recipe.installer.name, command, f"could not install the project's build requirements in {label}", virtual_env=path)
+            command = recipe.installer.compiled_project_command(str(python), str(source), recipe.requirements, recipe.index)
+            self._run_tool(recipe.installer.name, command, f"could not build the project in {label}", virtual_env=path)
+        finally:
+            _remove(source)
+
+    def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None, cwd: Path | None = None) -> str:
+        """Run an installer (or a build backend); when the run stops meanwhile, kill it with everything it started.
+
+        With ``virtual_env``, it works in that environment: ``VIRTUAL_ENV``
+        names it, and ``PATH`` starts with its scripts and leaves out those
+        of the virtualenv this pytest runs in, so that a build finds the
+        environment's ``ninja`` or ``cython``, never the outer one's.
+        Returns what it printed.
+        """
         env = dict(os.environ)
         env.pop("PYTHONHOME", None)
         if virtual_env is not None:
             env["VIRTUAL_ENV"] = str(virtual_env)
+            env["PATH"] = inside_path(str(virtual_env / ("Scripts" if os.name == "nt" else "bin")), env.get("PATH", ""))
         self._check_stop()
         if shutil.which(command[0]) is None:
             raise BuildError(f"could not start {tool}: {command[0]} is not an executable on PATH", command)
@@ -461,6 +508,7 @@ class EnvCache:
             proc = subprocess.Popen(
                 supervised_command(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, env=supervisor_environment(env), start_new_session=True,
+                cwd=str(cwd) if cwd is not None else None,
             )
         except OSError as exc:
             raise BuildError(f"could not start {tool}: {exc}", command) from exc
@@ -475,8 +523,10 @@ class EnvCache:
         finally:
             if proc.poll() is None:
                 end(proc)
+        text = output.decode("utf-8", "replace")
         if proc.returncode != 0:
-            raise BuildError(f"{tool} {failure} ({_exit_words(proc.returncode)})", command, output.decode("utf-8", "replace"))
+            raise BuildError(f"{tool} {failure} ({_exit_words(proc.returncode)})", command, text)
+        return text
 
     def _write_mark(self, recipe: Recipe, path: Path, python: Path, seconds: float) -> None:
         mark = {

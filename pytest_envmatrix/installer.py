@@ -94,6 +94,26 @@ class Installer:
         # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
         return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile", *index.args(), *targets]
 
+    def compiled_project_command(self, python: str, source: str, requirements: Sequence[str], index: IndexOptions) -> list[str]:
+        """Build ``source`` (a compiled project's private copy) in the environment and install it as a regular wheel.
+
+        Without build isolation, the build sees what the environment holds,
+        which the previous commands filled with the pins and the build
+        requirements: an extension is compiled against the combination's
+        headers, not against those of an isolated build environment's newest
+        release. The requirements come again, so the project's dependencies
+        resolve with the pins.
+        """
+        if self.name == "uv":
+            return [
+                self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.link_mode,
+                "--no-build-isolation", *index.args(), source, *requirements,
+            ]
+        return [
+            python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile",
+            "--no-build-isolation", *index.args(), source, *requirements,
+        ]
+
     def project_args(self, editable: str, scratch: Path | None) -> list[str]:
         """How the project under test is named to the installer.
 

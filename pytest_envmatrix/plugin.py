@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.expands:
         report = MatrixReport(config, settings.report)
         try:
-            project = detect_project(config.rootpath, settings.project)
+            project = detect_project(config.rootpath, settings.project, settings.project_build)
             resolver = config.stash[RESOLVER_KEY] = versions.resolver_for_run(
                 settings.index, settings.installer.name, settings.cache_dir, settings.versions_ttl, settings.refresh,
                 settings.pre, project_dependencies(project),

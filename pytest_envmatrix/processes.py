@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,3 +67,27 @@ def end(proc: subprocess.Popen, seconds: float = END_SECONDS) -> None:
         except (ProcessLookupError, PermissionError):
             pass
     proc.wait()
+
+
+def outer_scripts_dirs() -> set[str]:
+    """The script folders of the virtualenv this pytest runs in, and of the one the shell activated.
+
+    Their tools (``ninja``, ``cython``, ``meson``, a project's own commands)
+    belong to the outer environment: a build in an environment, or a test in
+    a child, that found them there would not be testing what the environment
+    holds.
+    """
+    found = set()
+    if sys.prefix != sys.base_prefix:
+        found.add(sysconfig.get_path("scripts"))
+    active = os.environ.get("VIRTUAL_ENV")
+    if active:
+        found.add(os.path.join(active, "Scripts" if os.name == "nt" else "bin"))
+    return {os.path.realpath(d) for d in found if d}
+
+
+def inside_path(env_scripts: str, path: str) -> str:
+    """``PATH`` for a process working in an environment: its scripts first, the outer environment's left out."""
+    outer = outer_scripts_dirs() - {os.path.realpath(env_scripts)}
+    kept = [entry for entry in path.split(os.pathsep) if entry and os.path.realpath(entry) not in outer]
+    return os.pathsep.join([env_scripts, *kept])

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from packaging.requirements import InvalidRequirement, Requirement
 
+from .compiled import compiled_by, source_digest
 from .installer import IndexOptions, Installer
 from .interpreters import Interpreter
 from .matrix import EnvSpec
@@ -35,16 +36,21 @@ _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".tox", ".nox",
 
 @dataclass(frozen=True)
 class Project:
-    """The project under test, installed editable into every environment."""
+    """The project under test: installed editable into every environment, or, when it has
+    compiled code, built in each environment against its packages (see compiled.py)."""
 
     root: str
-    digest: str  # of its build-metadata files: a new dependency means a new environment
+    digest: str  # of its build-metadata files (and a compiled project's sources): a change means a new environment
+    compiled: str | None = None  # why it counts as compiled, or None for an editable install
 
 
-def detect_project(rootdir: Path, mode: str) -> Project | None:
+def detect_project(rootdir: Path, mode: str, build: str = "auto") -> Project | None:
     """``auto``: install the rootdir when it is a buildable project; ``none``: never.
 
     Any other value is a path to the project (relative to the rootdir).
+    ``build`` (``envmatrix_project_build``) says whether it is built in each
+    environment (``compiled``), installed editable (``editable``), or the
+    first when it has compiled code (``auto``).
     """
     if mode == "none":
         return None
@@ -58,7 +64,14 @@ def detect_project(rootdir: Path, mode: str) -> Project | None:
         path = root / name
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return Project(str(root), digest.hexdigest())
+    if build == "auto":
+        compiled = compiled_by(root)
+    else:
+        compiled = "envmatrix_project_build = compiled" if build == "compiled" else None
+    if compiled:
+        # each environment holds its own build of the sources: an edit to them is a new build
+        digest.update(b"compiled\0" + source_digest(root).encode())
+    return Project(str(root), digest.hexdigest(), compiled)
 
 
 def _buildable(root: Path) -> bool:
@@ -185,6 +198,7 @@ class Recipe:
             "interpreter": self.interpreter.identity,
             "requirements": list(self.requirements),
             "project": self.project.root if self.project else None,
+            "project_build": ("compiled" if self.project.compiled else "editable") if self.project else None,
             "installer": self.installer.name,
             "link_mode": self.installer.effective_link_mode,
         }

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 
 from ._child import EVENT_HEADER
 from .envcache import BuiltEnv
-from .processes import CHILD_SCRIPT, end, supervisor_environment
+from .processes import CHILD_SCRIPT, end, inside_path, supervisor_environment
 from .settings import INI_NAMES
 
 # Variables of the parent's pytest that would reconfigure the child behind our back:
@@ -547,10 +547,15 @@ def child_environment(env: BuiltEnv, threads: int | None = None) -> dict[str, st
     in every child, and children running side by side then fight over the
     CPUs (two numpy environments at once ran a BLAS-heavy suite at half
     speed). A variable the user set is passed unchanged.
+
+    ``PATH`` starts with the environment's scripts and leaves out those of
+    the virtualenv running the parent (see :func:`processes.inside_path`):
+    a test that runs ``ninja`` or a console script must find the
+    environment's, or none.
     """
     child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     child_env["VIRTUAL_ENV"] = str(env.path)
-    child_env["PATH"] = str(env.python.parent) + os.pathsep + child_env.get("PATH", "")
+    child_env["PATH"] = inside_path(str(env.python.parent), child_env.get("PATH", ""))
     if child_env.pop("PYTHONDONTWRITEBYTECODE", None) and not child_env.get("PYTHONPYCACHEPREFIX"):
         child_env["PYTHONPYCACHEPREFIX"] = str(env.pycache_prefix)
     if threads is not None:

@@ -39,6 +39,7 @@ from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpand
 from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
+from .compiled import source_tree_shadowing
 from .recipe import Recipe, detect_project
 from .report import COMBINATION_PROPERTY, XDIST_GROUP_PREFIX, Tally, item_properties, plain_nodeid
 from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
@@ -175,7 +176,7 @@ class EnvMatrixSession:
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
         self.unexpanded: dict[str, pytest.TestReport] = {}  # node id → the report of an item that cannot run here
-        self.project = detect_project(config.rootpath, settings.project)
+        self.project = detect_project(config.rootpath, settings.project, settings.project_build)
         self.plans = PlanStore(settings.cache_dir, config)
         self._early: list[EarlyRun] = []
         self._ran = False  # this process ran the matrix (not only listed or collected it)
@@ -787,11 +788,24 @@ class EnvMatrixSession:
 
     # ---- reporting
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         installer = self.settings.installer
         links = f" (link mode {installer.link_mode})" if installer.name == "uv" else ""
         required = ", every python required" if self.settings.require_python else ""
-        return f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"
+        lines = [f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"]
+        if self.project is not None and self.project.compiled:
+            lines.append(f"envmatrix: the project is built in each environment, against its packages ({self.project.compiled})")
+            shadowing = source_tree_shadowing(
+                Path(self.project.root), config.invocation_params.dir, _CWD_ON_SYS_PATH, config.option.importmode,
+                [Path(p) for p in config.getini("pythonpath")],
+            )
+            if shadowing:
+                lines.append(
+                    f"envmatrix: WARNING: {shadowing}: the tests will import it from the source tree, which has no "
+                    "compiled modules, instead of the environment's build; use a src/ layout, or keep the top of the "
+                    "project off sys.path (see 'Projects with compiled code' in the docs)"
+                )
+        return lines
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._stop()

@@ -66,7 +66,12 @@ HELP_JSON = "with --envmatrix-list: print the matrix as one JSON document on std
 HELP_CACHE_KEY = (
     "print a digest of every environment this run (this shard) needs, for a CI cache key, on stdout, and run nothing"
 )
-HELP_PROJECT = "project installed editable into each environment: auto (the rootdir, if buildable), none, or a path"
+HELP_PROJECT = "project installed into each environment (see envmatrix_project_build): auto (the rootdir, if buildable), none, or a path"
+HELP_PROJECT_BUILD = (
+    "how the project goes into each environment: editable (one build, shared), compiled (built in each environment "
+    "against its packages, without build isolation), or auto (compiled when it has compiled code; the default)"
+)
+PROJECT_BUILDS = ("auto", "editable", "compiled")
 HELP_PRE = "let the version selectors latest, oldest and minors:... (and --envmatrix-bisect) choose pre-releases"
 HELP_REFRESH = "ask the index again for the releases behind version selectors, even when a cached answer is fresh"
 HELP_VERSIONS_TTL = (
@@ -95,6 +100,7 @@ INI_NAMES = (
     "envmatrix_max_age_days",
     "envmatrix_deps",
     "envmatrix_project",
+    "envmatrix_project_build",
     "envmatrix_axes",
     "envmatrix_require_python",
     "envmatrix_versions_ttl",
@@ -145,6 +151,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
     parser.addini("envmatrix_deps", HELP_DEPS, type="linelist", default=[])
     parser.addini("envmatrix_project", HELP_PROJECT, default="auto")
+    parser.addini("envmatrix_project_build", HELP_PROJECT_BUILD, default="auto")
     parser.addini("envmatrix_axes", HELP_AXES, type="linelist", default=[])
     parser.addini("envmatrix_require_python", HELP_REQUIRE_PYTHON, type="bool", default=False)
     parser.addini("envmatrix_versions_ttl", HELP_VERSIONS_TTL, default="24")  # ini only: a cache policy
@@ -163,6 +170,7 @@ class Settings:
     jobs: int
     timeout: float | None
     require_python: bool = False  # a missing interpreter errors its items instead of skipping them
+    project_build: str = "auto"  # editable, compiled, or auto: compiled when the project has compiled code
     suite: Matrix | None = None  # the suite-wide matrix (--envmatrix-axis, envmatrix_axes), if any
     upgrade: tuple[UpgradeTarget, ...] = ()  # the upgrade check's packages (--envmatrix-upgrade), if any
     report: Path | None = None  # --envmatrix-report: where the JSON report goes
@@ -244,6 +252,7 @@ class Settings:
             durations_path=durations_path,
             store_durations=opt.envmatrix_store_durations,
             output=output,
+            project_build=_project_build(config),
         )
 
 
@@ -318,6 +327,13 @@ def _link_mode(config: pytest.Config) -> str:
     value = config.getini("envmatrix_link_mode").strip() or "copy"
     if value not in LINK_MODES:
         raise pytest.UsageError(f"ini option envmatrix_link_mode: {value!r} is not one of {', '.join(LINK_MODES)}")
+    return value
+
+
+def _project_build(config: pytest.Config) -> str:
+    value = config.getini("envmatrix_project_build").strip() or "auto"
+    if value not in PROJECT_BUILDS:
+        raise pytest.UsageError(f"ini option envmatrix_project_build: {value!r} is not one of {', '.join(PROJECT_BUILDS)}")
     return value
 
 

@@ -92,6 +92,7 @@ CONFIGURATION = {
     "ini option envmatrix_max_age_days: 'x' is not a number of days": (["envmatrix_max_age_days = x"], ["--envmatrix-prune"]),
     "ini option envmatrix_max_age_days: -1 must be at least 0": (["envmatrix_max_age_days = -1"], ["--envmatrix-prune"]),
     "ini option envmatrix_link_mode: 'reflink' is not one of copy, hardlink, clone, symlink": (["envmatrix_link_mode = reflink"], []),
+    "ini option envmatrix_project_build: 'fast' is not one of auto, editable, compiled": (["envmatrix_project_build = fast"], []),
     "envmatrix installer must be auto, uv or pip, not 'fast'": (["envmatrix_installer = fast"], ["--envmatrix-list"]),
     "envmatrix_project = sub: /abs/path/sub has no pyproject.toml with a [project] table and no setup.py": (["envmatrix_project = sub"], ["--envmatrix-list"]),
     "--envmatrix-axis: 'numpy' is not an axis: write name=version,version (e.g. numpy=1.26.4,2.1.3)": ([], ["--envmatrix-axis=numpy"]),
