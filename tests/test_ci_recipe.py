@@ -17,8 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-yaml = pytest.importorskip("yaml")
+import yaml
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "ci.md").read_text(encoding="utf-8")
 
@@ -161,9 +160,21 @@ def test_the_github_workflow_runs_every_shard_and_covers_every_test_once(project
     expected = [f"{name}[emx-demo-{v}]" for v in VERSIONS for name in ("test_answer_is_the_major_version", "test_has_a_version")]
     expected += [f"test_numbers[emx-demo-{v}-{n}]" for v in VERSIONS for n in range(2)]
     assert sorted(ran) == sorted(expected)
-    # every run: step of both jobs ran (the upload and cache actions are GitHub's own)
+    # the report job merges what the shards uploaded: one report and one grid for every item
+    report_job = workflow["jobs"]["report"]
+    summary = tmp_path / "summary.md"
+    summary.write_text("")
+    for step in report_job["steps"]:
+        if "run" in step:
+            runner.run(fill(step["run"], values))
+    merged = json.loads((project / "report.json").read_text())
+    assert sorted(item["nodeid"].rsplit("::", 1)[-1] for item in merged["items"]) == sorted(expected)
+    assert all(item["outcome"] == "passed" for item in merged["items"])
+    grid = summary.read_text()
+    assert all(f"emx-demo-{v}" in grid for v in VERSIONS), grid
+    # every run: step of every job ran (the upload, download and cache actions are GitHub's own)
     runs = lambda job: sum("run" in step for step in job["steps"])  # noqa: E731
-    assert len(runner.commands) == runs(plan) + len(shards) * runs(test_job)
+    assert len(runner.commands) == runs(plan) + len(shards) * runs(test_job) + runs(report_job)
 
 
 def test_the_gitlab_job_runs_every_shard(project, tmp_path):
