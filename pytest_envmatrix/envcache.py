@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 MARK = "envmatrix.json"
 PYCACHE = "pycache"  # PYTHONPYCACHEPREFIX of every child, shared by all environments (see runner.child_environment)
 LAST_USED = "envmatrix-last-used"
+SOURCES_DIR = "envmatrix-sources"  # the pyproject.toml that gives packages an index of their own (package_index.py)
 BUILD_LOG = "builds.log"  # one JSON line per finished build: what was built, when, by which process
 _WAIT_NOTICE_SECONDS = 3
 _STOP_CHECK_SECONDS = 0.05  # how often a wait for a lock, a build slot or an installer looks at the stop event
@@ -389,13 +390,16 @@ class EnvCache:
         checks every installed file, installing again without uv's cache what a damaged cache entry gave."""
         editable = recipe.project.root if recipe.project else None
         scratch = None if fresh_project else path
-        command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch)
+        sources = path / SOURCES_DIR
+        command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch, sources_dir=sources)
         self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
         if not fresh_project or recipe.installer.name != "uv":
             return
         changed = changed_distributions(path)
         if changed:
-            command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch, uncached=sorted(changed))
+            command = recipe.installer.command(
+                str(python), recipe.requirements, editable, recipe.index, scratch, uncached=sorted(changed), sources_dir=sources
+            )
             self._run_tool(
                 recipe.installer.name,
                 command,

@@ -13,12 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .package_index import PackageIndex, applicable, sources_pyproject, split_requirements
+
 
 @dataclass(frozen=True)
 class IndexOptions:
     index_url: str | None = None
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    package_indexes: tuple[PackageIndex, ...] = ()  # packages with an index of their own (uv only)
+    torch_backend: str | None = None  # uv's --torch-backend
+
+    def for_requirements(self, requirements: Sequence[str]) -> tuple[PackageIndex, ...]:
+        return applicable(self.package_indexes, requirements)
 
     def args(self) -> list[str]:
         out = []
@@ -78,6 +85,7 @@ class Installer:
         index: IndexOptions,
         scratch: Path | None = None,
         uncached: Sequence[str] = (),
+        sources_dir: Path | None = None,
     ) -> list[str]:
         """One install command, so the project, its dependencies and the pins resolve together.
 
@@ -86,11 +94,25 @@ class Installer:
         names distributions to install again without uv's cache: an entry
         damaged in place (through a hard link) looks valid to uv, and neither
         ``--reinstall`` nor ``--refresh`` replaces it (see integrity.py).
+        The requirements of packages with an index of their own go into a
+        ``pyproject.toml`` written in ``sources_dir`` (see package_index.py).
         """
+        own_index = index.for_requirements(requirements) if self.name == "uv" else ()
+        if own_index:
+            if sources_dir is None:
+                raise ValueError("a package index needs a folder to write its sources file in")
+            pinned, requirements = split_requirements(own_index, requirements)
+            sources_dir.mkdir(parents=True, exist_ok=True)
+            (sources_dir / "pyproject.toml").write_text(sources_pyproject(own_index, pinned), encoding="utf-8")
+            requirements = ["-r", str(sources_dir / "pyproject.toml"), *requirements]
         targets = [*(self.project_args(editable, scratch) if editable else []), *requirements]
         if self.name == "uv":
             again = ["--no-cache", *(arg for name in uncached for arg in ("--reinstall-package", name))] if uncached else []
-            return [self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.link_mode, *again, *index.args(), *targets]
+            backend = ["--torch-backend", index.torch_backend] if index.torch_backend else []
+            return [
+                self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.link_mode,
+                *again, *backend, *index.args(), *targets,
+            ]
         # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
         return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile", *index.args(), *targets]
 

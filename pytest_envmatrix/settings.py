@@ -15,6 +15,7 @@ import pytest
 
 from .installer import LINK_MODES, IndexOptions, Installer, resolve_installer
 from .matrix import MarkerError, Matrix, suite_matrix, validate_requirement_lines
+from .package_index import TORCH_BACKEND, PackageIndexError, parse_package_indexes
 
 CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
 
@@ -30,6 +31,15 @@ HELP_LINK_MODE = (
 HELP_INDEX_URL = "package index URL passed to the installer"
 HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable; ini: one a line, relative to the ini file)"
 HELP_NO_INDEX = "do not use a package index: install only from --envmatrix-find-links"
+HELP_PACKAGE_INDEX = (
+    "where one package comes from, leaving the others' index alone: NAME=URL (a simple index) or NAME=DIR "
+    "(a folder of wheels), e.g. torch=https://download.pytorch.org/whl/cpu (repeatable; ini: one 'name = URL' a line; "
+    "uv only: pip has no per-package index)"
+)
+HELP_TORCH_BACKEND = (
+    "uv's --torch-backend for every environment: take torch, torchvision, torchaudio and the like from PyTorch's "
+    "index for this backend (cpu, cu126, rocm6.3, xpu, auto...); uv only"
+)
 HELP_CACHE_DIR = f"where environments are cached (default: the user cache directory; env: {CACHE_DIR_ENV})"
 HELP_JOBS = "how many child pytests run at once, and how many environments are built at once besides them (default: the number of CPUs)"
 HELP_TIMEOUT = "seconds one test may take inside its environment before its child is killed (default: none)"
@@ -57,6 +67,8 @@ INI_NAMES = (
     "envmatrix_index_url",
     "envmatrix_find_links",
     "envmatrix_no_index",
+    "envmatrix_package_index",
+    "envmatrix_torch_backend",
     "envmatrix_jobs",
     "envmatrix_timeout",
     "envmatrix_max_age_days",
@@ -78,6 +90,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-index-url", metavar="URL", default=None, help=HELP_INDEX_URL)
     group.addoption("--envmatrix-find-links", metavar="DIR", action="append", default=[], help=HELP_FIND_LINKS)
     group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
+    group.addoption("--envmatrix-package-index", metavar="NAME=URL", action="append", default=[], help=HELP_PACKAGE_INDEX)
+    group.addoption("--envmatrix-torch-backend", metavar="BACKEND", default=None, help=HELP_TORCH_BACKEND)
     group.addoption("--envmatrix-cache-dir", metavar="DIR", default=None, help=HELP_CACHE_DIR)
     group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
     group.addoption("--envmatrix-timeout", metavar="SECONDS", type=float, default=None, help=HELP_TIMEOUT)
@@ -91,6 +105,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("envmatrix_index_url", HELP_INDEX_URL, default="")
     parser.addini("envmatrix_find_links", HELP_FIND_LINKS, type="linelist", default=[])
     parser.addini("envmatrix_no_index", HELP_NO_INDEX, type="bool", default=False)
+    parser.addini("envmatrix_package_index", HELP_PACKAGE_INDEX, type="linelist", default=[])
+    parser.addini("envmatrix_torch_backend", HELP_TORCH_BACKEND, default="")
     parser.addini("envmatrix_jobs", HELP_JOBS, default="")
     parser.addini("envmatrix_timeout", HELP_TIMEOUT, default="")
     parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
@@ -138,13 +154,16 @@ class Settings:
                 installer = resolve_installer(choice, link_mode)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
+        index = _index(config)
+        if enabled or list_only:
+            _check_sources(installer, index)
         return cls(
             enabled=enabled,
             list_only=list_only,
             rebuild=opt.envmatrix_rebuild,
             cache_dir=cache_dir(config),
             installer=installer,
-            index=_index(config),
+            index=index,
             deps=tuple(deps),
             project=config.getini("envmatrix_project").strip() or "auto",
             jobs=_jobs(config),
@@ -218,7 +237,51 @@ def _index(config: pytest.Config) -> IndexOptions:
         no_index = opt.envmatrix_no_index or bool(config.getini("envmatrix_no_index"))
     except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter for a bad ini value
         raise pytest.UsageError(f"ini option envmatrix_no_index: {exc} (write true or false)") from None
-    return IndexOptions(index_url, find_links, no_index)
+    return IndexOptions(index_url, find_links, no_index, _package_indexes(config), _torch_backend(config))
+
+
+def _package_indexes(config: pytest.Config) -> tuple:
+    """The ini's table, then the command line's entries, each replacing the ini's entry for its package."""
+    base = config.inipath.parent if config.inipath else config.rootpath
+    try:
+        indexes = parse_package_indexes(config.getini("envmatrix_package_index"), "ini option envmatrix_package_index", base)
+        indexes.update(parse_package_indexes(config.option.envmatrix_package_index, "--envmatrix-package-index", config.invocation_params.dir))
+    except PackageIndexError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return tuple(indexes[name] for name in sorted(indexes))
+
+
+def _torch_backend(config: pytest.Config) -> str | None:
+    value, source = config.option.envmatrix_torch_backend, "--envmatrix-torch-backend"
+    if value is None:
+        value, source = config.getini("envmatrix_torch_backend").strip(), "ini option envmatrix_torch_backend"
+    if not value:
+        return None
+    if not TORCH_BACKEND.fullmatch(value):
+        raise pytest.UsageError(f"{source}: {value!r} is not a PyTorch backend uv knows (cpu, cu126, rocm6.3, xpu, auto, ...)")
+    return value
+
+
+def _check_sources(installer: Installer, index: IndexOptions) -> None:
+    """A package index or a torch backend that the installer cannot honour stops the run, never a silent fallback."""
+    names = ", ".join(package.name for package in index.package_indexes)
+    if installer.name == "pip" and names:
+        raise pytest.UsageError(
+            f"envmatrix: a package index of its own ({names}) needs the uv installer: pip has no per-package index, and "
+            "its --extra-index-url would let any package come from either index (dependency confusion); install uv "
+            "(pip install 'pytest-envmatrix[uv]'), or take every package from that index with --envmatrix-index-url"
+        )
+    if installer.name == "pip" and index.torch_backend:
+        raise pytest.UsageError(
+            "envmatrix: a torch backend needs the uv installer (pip has no --torch-backend); install uv "
+            "(pip install 'pytest-envmatrix[uv]'), or take every package from PyTorch's index for that backend with "
+            "--envmatrix-index-url (https://download.pytorch.org/whl/cpu, say)"
+        )
+    if index.no_index and names:
+        raise pytest.UsageError(
+            f"envmatrix: --envmatrix-no-index (envmatrix_no_index) switches off every index, the package index of {names} "
+            "too; drop it, or use --envmatrix-find-links for a folder of wheels"
+        )
 
 
 def _absolute(link: str, base: Path) -> str:
