@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from . import suite, verdict
+from .disk import footprint
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
@@ -855,9 +856,11 @@ class EnvMatrixSession:
             except InterpreterNotFound as exc:
                 tw.line(f"  {spec.label}: {exc}")
                 continue
-            state = "cached" if self.cache.lookup(recipe) else "not built"
-            tw.line(f"  {recipe.key[:16]}  {state:<9}  {spec.label}  ({what})")
+            built = self.cache.lookup(recipe)
+            tw.line(f"  {recipe.key[:16]}  {'cached' if built else 'not built':<9}  {spec.label}  ({what})")
             tw.line(f"      {self.cache.env_dir(recipe)}")
+            if built:
+                tw.line(f"      {footprint(built.path).describe()}")
 
 
 def _planned(item: pytest.Item) -> PlannedItem:
