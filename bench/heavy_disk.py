@@ -5,7 +5,8 @@ Builds N environments that each hold torch (the CPU wheel of a local
 folder, given to torch as its own index, so nothing else can be taken for
 it) and one version of a made-up package, which is what makes them N
 environments: ``envmatrix(torch=["2.13.0"], emx_pad=["1.0", ..., "N.0"])``.
-Once per link mode, each with an empty environment cache and a uv cache of
+Once per link mode (and once with the default, ``copy``, and torch
+shared: ``--envmatrix-shared-package=torch``), each with an empty environment cache and a uv cache of
 its own, and then measures with ``du``, which counts a hard-linked file
 once per invocation:
 
@@ -19,8 +20,8 @@ the default index. Writes its table into ``docs/performance.md`` between
 carries the section over when it rewrites the file).
 
 ``--envs N`` (default 10), ``--wheels DIR`` (default: the folder in
-``PIP_FIND_LINKS`` holding the torch wheel), ``--modes copy,hardlink,clone``,
-``--output FILE``. Needs the plugin installed in the Python that runs it
+``PIP_FIND_LINKS`` holding the torch wheel), ``--modes "copy;hardlink"`` (of
+the names in ``MODES``), ``--output FILE``. Needs the plugin installed in the Python that runs it
 (``pip install -e ".[uv]"``) and about N x 0.7 GB free for ``copy``.
 """
 
@@ -43,6 +44,13 @@ TORCH = "2.13.0"
 START, END = "<!-- heavy-disk -->", "<!-- /heavy-disk -->"
 COMMAND = "python bench/heavy_disk.py"
 WORK = bench.BENCH / ".work" / "heavy-disk"
+#: The ways measured: name → the options that give it.
+MODES = {
+    "copy": ["--envmatrix-link-mode=copy"],
+    "copy, torch shared": ["--envmatrix-link-mode=copy", "--envmatrix-shared-package=torch"],
+    "hardlink": ["--envmatrix-link-mode=hardlink"],
+    "clone": ["--envmatrix-link-mode=clone"],
+}
 
 
 def torch_folder() -> Path | None:
@@ -79,18 +87,18 @@ def write_project(root: Path, envs: int) -> None:
 
 
 def measure(mode: str, envs: int, wheels: Path) -> dict:
-    work = WORK / mode
+    work = WORK / mode.replace(", ", "-").replace(" ", "-")
     bench.rmtree(work)
     project, cache, uv_cache = work / "project", work / "cache", work / "uv-cache"
     write_project(project, envs)
     env = {**os.environ, "UV_CACHE_DIR": str(uv_cache)}
     options = [
         f"--envmatrix-cache-dir={cache}", f"--envmatrix-find-links={project / 'pads'}",
-        f"--envmatrix-package-index=torch={wheels}", f"--envmatrix-link-mode={mode}", "--envmatrix-installer=uv",
+        f"--envmatrix-package-index=torch={wheels}", *MODES[mode], "--envmatrix-installer=uv",
         "-p", "no:cacheprovider", "-q",
     ]
     start = time.perf_counter()
-    bench.sh([sys.executable, "-m", "pytest", "--envmatrix", *options], env, project, f"heavy-disk-{mode}")
+    bench.sh([sys.executable, "-m", "pytest", "--envmatrix", *options], env, project, f"heavy-disk-{work.name}")
     seconds = time.perf_counter() - start
     listed = subprocess.run([sys.executable, "-m", "pytest", "--envmatrix-list", *options], cwd=project, env=env,
                             capture_output=True, text=True, check=True).stdout
@@ -136,22 +144,21 @@ def render(rows: list[dict], envs: int, wheels: Path) -> str:
         f"The work folder's filesystem is {filesystem}; it {'supports' if reflinks else 'does not support'} copy-on-write",
         "copies (`cp --reflink=always`).",
         "",
-        "| link mode | one environment | all environments | all, every link counted | uv's cache | uv's cache + all environments | build (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| link mode | torch hard-linked to uv's cache | one environment | all environments | all, every link counted | uv's cache | uv's cache + all environments | build (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
-            f"| {row['mode']} | {gb(row['one'])} | {gb(row['all'])} | {gb(row['all_counted'])} | {gb(row['uv'])} "
+            f"| {row['mode']} | {'yes' if row['hard_linked'] else 'no'} | {gb(row['one'])} | {gb(row['all'])} | {gb(row['all_counted'])} | {gb(row['uv'])} "
             f"| {gb(row['together'])} | {row['seconds']:.0f} |"
         )
     lines += ["", "What `--envmatrix-list` says of the first environment:", ""]
     lines += [f"- {row['mode']}: `{row['listed']}`" for row in rows]
-    clone = next((row for row in rows if row["mode"] == "clone"), None)
-    if clone and clone["hard_linked"]:
+    if any(row["mode"] == "clone" for row in rows) and not reflinks:
         lines += [
             "",
-            "uv's `clone` fell back to hard links here (torch's installed files had a link count above 1): on this",
-            "filesystem it shares like `hardlink`, and protects as little.",
+            "Here uv's `clone` falls back to hard links, which pytest-envmatrix replaces by copies (a write in one",
+            "environment must stay there): on this filesystem `clone` costs what `copy` costs.",
         ]
     lines.append(END)
     return "\n".join(lines) + "\n"
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", type=int, default=10)
     parser.add_argument("--wheels", type=Path, default=None)
-    parser.add_argument("--modes", default="copy,hardlink,clone")
+    parser.add_argument("--modes", default=";".join(MODES), help=f"';'-separated, of: {'; '.join(MODES)}")
     parser.add_argument("--output", type=Path, default=bench.DOC)
     args = parser.parse_args(argv)
     wheels = args.wheels or torch_folder()
@@ -183,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
-        for mode in args.modes.split(","):
+        for mode in args.modes.split(";"):
             row = measure(mode, args.envs, wheels.resolve())
             print(f"bench: heavy disk | {mode}: {row}", file=sys.stderr, flush=True)
             rows.append(row)

@@ -1,4 +1,4 @@
-"""What an environment costs on disk, for ``--envmatrix-list``.
+"""What an environment costs on disk, for ``--envmatrix-list``, and which of its files it shares.
 
 A file hard-linked into an environment from uv's cache (link mode
 ``hardlink``, or ``clone`` where the filesystem cannot clone) takes its
@@ -11,9 +11,17 @@ environment would take on its own, more than the disk really gives it.
 
 from __future__ import annotations
 
+import csv
 import os
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
+
+from packaging.utils import canonicalize_name
+
+from .integrity import site_packages
 
 
 @dataclass(frozen=True)
@@ -47,4 +55,52 @@ def _bytes(stat: os.stat_result) -> int:
 
 
 def megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
+    """Decimal units, as ``--envmatrix-prune`` reports what it freed."""
+    if size >= 1e9:
+        return f"{size / 1e9:.2f} GB"
+    if size >= 1e6:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e3:.1f} kB"
+
+
+def make_private(env: Path, shared: Iterable[str] = ()) -> int:
+    """Replace each hard-linked file of ``env`` by a copy of its own, except the files of the ``shared`` packages.
+
+    A hard link is the same file as uv's cache entry and every other
+    environment linked from it: a test that writes it in place writes them
+    all. A copy here costs what ``--link-mode copy`` would have cost for it.
+    Returns the number of files copied.
+    """
+    keep = _files_of(env, {canonicalize_name(name) for name in shared})
+    copied = 0
+    for root, _dirs, files in os.walk(env):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                stat = os.lstat(path)
+            except OSError:
+                continue
+            if not S_ISREG(stat.st_mode) or stat.st_nlink < 2 or os.path.normpath(path) in keep:
+                continue
+            private = os.path.join(root, f".{name}.envmatrix-private")
+            shutil.copy2(path, private, follow_symlinks=False)
+            os.replace(private, path)
+            copied += 1
+    return copied
+
+
+def _files_of(env: Path, names: set[str]) -> set[str]:
+    """The installed files of the distributions ``names``, by their RECORDs (unreadable ones give none)."""
+    files: set[str] = set()
+    if not names:
+        return files
+    for folder in site_packages(env):
+        for record in folder.glob("*.dist-info/RECORD"):
+            if canonicalize_name(record.parent.name.split("-", 1)[0]) not in names:
+                continue
+            try:
+                with open(record, newline="", encoding="utf-8") as handle:
+                    files.update(os.path.normpath(folder / row[0]) for row in csv.reader(handle) if row)
+            except (OSError, ValueError, csv.Error):
+                continue
+    return files

@@ -25,6 +25,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+from .disk import make_private
 from .failures import FailureMemory, RememberedFailure
 from .integrity import changed_distributions
 from .processes import end, supervised_command, supervisor_environment
@@ -393,6 +394,7 @@ class EnvCache:
         sources = path / SOURCES_DIR
         command = recipe.installer.command(str(python), recipe.requirements, editable, recipe.index, scratch, sources_dir=sources)
         self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
+        self._make_private(recipe, path)
         if not fresh_project or recipe.installer.name != "uv":
             return
         changed = changed_distributions(path)
@@ -406,6 +408,12 @@ class EnvCache:
                 f"could not reinstall {', '.join(sorted(changed))} without its cache for {recipe.spec.label}",
                 virtual_env=python.parent.parent,
             )
+            self._make_private(recipe, path)
+
+    def _make_private(self, recipe: Recipe, path: Path) -> None:
+        if recipe.installer.makes_private:
+            self._check_stop()
+            make_private(path, recipe.installer.shared)
 
     def _run_tool(self, tool: str, command: list[str], failure: str, virtual_env: Path | None = None) -> None:
         """Run an installer; when the run stops meanwhile, kill it with everything it started."""

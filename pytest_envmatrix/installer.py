@@ -54,11 +54,33 @@ class Installer:
     name: str  # "uv" or "pip"
     executable: str | None = None  # the uv binary; pip runs from inside the environment
     link_mode: str = "copy"
+    shared_packages: tuple[str, ...] = ()  # canonical names whose files stay hard-linked to uv's cache (uv only)
 
     @property
     def effective_link_mode(self) -> str:
         """What the environment's files are: pip copies whatever was asked."""
         return self.link_mode if self.name == "uv" else "copy"
+
+    @property
+    def makes_private(self) -> bool:
+        """Whether hard links left by uv are replaced by copies after the install (see disk.make_private).
+
+        ``clone`` falls back to hard links, without a word, where the
+        filesystem cannot clone (ext4, tmpfs): the copies keep its promise
+        that a write stays in its environment. With shared packages uv links
+        everything, and every other package gets its own copies.
+        """
+        return self.name == "uv" and self.link_mode in ("copy", "clone") and (self.link_mode == "clone" or bool(self.shared_packages))
+
+    @property
+    def install_link_mode(self) -> str:
+        """What uv is told: hard links when some packages are to be shared and the rest copied afterwards."""
+        return "hardlink" if self.link_mode == "copy" and self.makes_private else self.link_mode
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        """The shared packages that take effect: none where every file is linked, or copied, anyway."""
+        return self.shared_packages if self.makes_private else ()
 
     @property
     def needs_seed(self) -> bool:
@@ -110,7 +132,7 @@ class Installer:
             again = ["--no-cache", *(arg for name in uncached for arg in ("--reinstall-package", name))] if uncached else []
             backend = ["--torch-backend", index.torch_backend] if index.torch_backend else []
             return [
-                self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.link_mode,
+                self.executable or "uv", "pip", "install", "--python", python, "--link-mode", self.install_link_mode,
                 *again, *backend, *index.args(), *targets,
             ]
         # no byte-compiling at install: the child compiles what it imports, once (see runner.child_environment)
@@ -145,15 +167,15 @@ def find_uv() -> str | None:
         return shutil.which("uv")
 
 
-def resolve_installer(choice: str, link_mode: str = "copy") -> Installer:
+def resolve_installer(choice: str, link_mode: str = "copy", shared_packages: tuple[str, ...] = ()) -> Installer:
     """``auto`` prefers uv; asking for uv where there is none is a usage error."""
     if choice not in ("auto", "uv", "pip"):
         raise ValueError(f"envmatrix installer must be auto, uv or pip, not {choice!r}")
     if choice == "pip":
-        return Installer("pip", link_mode=link_mode)
+        return Installer("pip", link_mode=link_mode, shared_packages=shared_packages)
     uv = find_uv()
     if uv:
-        return Installer("uv", uv, link_mode)
+        return Installer("uv", uv, link_mode, shared_packages)
     if choice == "uv":
         raise ValueError("envmatrix installer 'uv' was asked for, but uv is neither importable nor on PATH (pip install 'pytest-envmatrix[uv]')")
-    return Installer("pip", link_mode=link_mode)
+    return Installer("pip", link_mode=link_mode, shared_packages=shared_packages)

@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name
 
 #: ``uv pip install --torch-backend`` values (uv adds CUDA and ROCm versions as they come out).
 TORCH_BACKEND = re.compile(r"auto|cpu|xpu|cu\d{2,3}|rocm\d+(\.\d+)*")
-_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 EXAMPLE = "torch = https://download.pytorch.org/whl/cpu"
 
 
@@ -70,7 +70,7 @@ def parse_package_indexes(lines: Iterable[str], source: str, base: Path) -> dict
         name, equals, location = (part.strip() for part in line.partition("="))
         if not equals or not name or not location:
             raise PackageIndexError(f"{source}: {line!r} is not a package index: write name = URL or folder (e.g. {EXAMPLE})")
-        if not _NAME.match(name):
+        if not DISTRIBUTION_NAME.match(name):
             raise PackageIndexError(f"{source}: {name!r} is not a valid distribution name")
         canonical = canonicalize_name(name)
         if canonical in out:

@@ -161,7 +161,7 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _source_material(self) -> dict:
-        """Where packages come from besides the index options; absent when unset, so older keys stay valid.
+        """Where packages come from and what their files are, beyond the rest; absent when unset, so older keys stay valid.
 
         Only the package indexes of packages this environment's requirements
         name count: the torch index of an ini file does not rebuild a numpy
@@ -173,6 +173,8 @@ class Recipe:
             material["package_index"] = [index.key_material() for index in own]
         if self.index.torch_backend and self.installer.name == "uv":
             material["torch_backend"] = self.index.torch_backend
+        if self.installer.makes_private:  # hard links replaced by copies, but for these packages
+            material["shared_packages"] = sorted(self.installer.shared)
         return material
 
     def describe(self) -> dict:

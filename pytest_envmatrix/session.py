@@ -800,7 +800,8 @@ class EnvMatrixSession:
 
     def pytest_report_header(self, config: pytest.Config) -> str:
         installer = self.settings.installer
-        links = f" (link mode {installer.link_mode})" if installer.name == "uv" else ""
+        shared = f"; {', '.join(installer.shared)} shared with uv's cache" if installer.shared else ""
+        links = f" (link mode {installer.link_mode}{shared})" if installer.name == "uv" else ""
         required = ", every python required" if self.settings.require_python else ""
         return f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"
 

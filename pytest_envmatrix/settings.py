@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from .installer import LINK_MODES, IndexOptions, Installer, resolve_installer
 from .matrix import MarkerError, Matrix, suite_matrix, validate_requirement_lines
-from .package_index import TORCH_BACKEND, PackageIndexError, parse_package_indexes
+from .package_index import DISTRIBUTION_NAME, TORCH_BACKEND, PackageIndexError, parse_package_indexes
 
 CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
 
@@ -27,6 +28,10 @@ HELP_LINK_MODE = (
     "how uv puts packages from its cache into environments: copy (the default: a test that writes an installed file "
     "changes its own environment only), hardlink or symlink (faster; the files are shared with uv's cache), or clone "
     "(copy-on-write where the filesystem supports it, else uv makes hard links); pip always copies"
+)
+HELP_SHARED_PACKAGES = (
+    "with uv and link mode copy (or clone): packages whose files stay hard-linked to uv's cache, one copy for every "
+    "environment (e.g. torch), while every other package's files are the environment's own (repeatable; ini: one a line)"
 )
 HELP_INDEX_URL = "package index URL passed to the installer"
 HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable; ini: one a line, relative to the ini file)"
@@ -63,6 +68,7 @@ HELP_PROJECT = "project installed editable into each environment: auto (the root
 INI_NAMES = (
     "envmatrix_installer",
     "envmatrix_link_mode",
+    "envmatrix_shared_packages",
     "envmatrix_cache_dir",
     "envmatrix_index_url",
     "envmatrix_find_links",
@@ -87,6 +93,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-rebuild", action="store_true", default=False, help=HELP_REBUILD)
     group.addoption("--envmatrix-installer", choices=("auto", "uv", "pip"), default=None, help=HELP_INSTALLER)
     group.addoption("--envmatrix-link-mode", choices=LINK_MODES, default=None, help=HELP_LINK_MODE)
+    group.addoption("--envmatrix-shared-package", metavar="NAME", action="append", default=[], help=HELP_SHARED_PACKAGES)
     group.addoption("--envmatrix-index-url", metavar="URL", default=None, help=HELP_INDEX_URL)
     group.addoption("--envmatrix-find-links", metavar="DIR", action="append", default=[], help=HELP_FIND_LINKS)
     group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
@@ -100,6 +107,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-require-python", action="store_true", default=None, help=HELP_REQUIRE_PYTHON)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
+    parser.addini("envmatrix_shared_packages", HELP_SHARED_PACKAGES, type="linelist", default=[])
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
     # the index options in the ini file: no path on the command line, so no path taken for a test path
     parser.addini("envmatrix_index_url", HELP_INDEX_URL, default="")
@@ -148,10 +156,11 @@ class Settings:
             raise pytest.UsageError(str(exc)) from None
         choice = opt.envmatrix_installer or config.getini("envmatrix_installer").strip() or "auto"
         link_mode = _link_mode(config)
-        installer = Installer("pip", link_mode=link_mode)
+        shared = _shared_packages(config)
+        installer = Installer("pip", link_mode=link_mode, shared_packages=shared)
         if enabled or list_only:
             try:
-                installer = resolve_installer(choice, link_mode)
+                installer = resolve_installer(choice, link_mode, shared)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
         index = _index(config)
@@ -212,6 +221,23 @@ def _link_mode(config: pytest.Config) -> str:
     if value not in LINK_MODES:
         raise pytest.UsageError(f"ini option envmatrix_link_mode: {value!r} is not one of {', '.join(LINK_MODES)}")
     return value
+
+
+def _shared_packages(config: pytest.Config) -> tuple[str, ...]:
+    """Command line (replacing the ini's list when given), then ini; canonical names, each once."""
+    names, source = config.option.envmatrix_shared_package, "--envmatrix-shared-package"
+    if not names:
+        names, source = config.getini("envmatrix_shared_packages"), "ini option envmatrix_shared_packages"
+    out = []
+    for raw in names:
+        name = raw.strip()
+        if not name or name.startswith("#"):
+            continue
+        if not DISTRIBUTION_NAME.match(name):
+            raise pytest.UsageError(f"{source}: {name!r} is not a valid distribution name")
+        if canonicalize_name(name) not in out:
+            out.append(canonicalize_name(name))
+    return tuple(sorted(out))
 
 
 def _require_python(config: pytest.Config) -> bool:

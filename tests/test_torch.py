@@ -62,4 +62,4 @@ def test_a_torch_axis_imports_the_cpu_wheel_and_computes(pytester, tmp_path, her
 
     listed = pytester.runpytest_subprocess(*options, "--envmatrix-list", timeout=120)
     # the installed torch alone is several hundred MB; the copies (the default link mode) are the environment's own
-    listed.stdout.fnmatch_lines(["*cached*torch==2.13.0*", "*on disk: * MB (hard links counted once), 0.0 MB of it shared with uv's cache or other environments"])
+    listed.stdout.fnmatch_lines(["*cached*torch==2.13.0*", "*on disk: * MB (hard links counted once), 0.0 kB of it shared with uv's cache or other environments"])
