@@ -142,7 +142,9 @@ def render(rows: list[dict], envs: int, wheels: Path) -> str:
         "empty environment cache and a uv cache of its own. Sizes in GB from `du --block-size=1`, which counts",
         "a hard-linked file once per invocation; \"every link counted\" is `du -l`, what private copies would take.",
         f"The work folder's filesystem is {filesystem}; it {'supports' if reflinks else 'does not support'} copy-on-write",
-        "copies (`cp --reflink=always`).",
+        "copies (`cp --reflink=always`). \"build\" is the wall-clock time of the `pytest --envmatrix` run (all",
+        f"environments built, one test in each), on a machine whose 1-minute load average was {os.getloadavg()[0]:.1f} at the end:",
+        "a rough figure, not a comparison.",
         "",
         "| link mode | torch hard-linked to uv's cache | one environment | all environments | all, every link counted | uv's cache | uv's cache + all environments | build (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -159,6 +161,16 @@ def render(rows: list[dict], envs: int, wheels: Path) -> str:
             "",
             "Here uv's `clone` falls back to hard links, which pytest-envmatrix replaces by copies (a write in one",
             "environment must stay there): on this filesystem `clone` costs what `copy` costs.",
+        ]
+    by_mode = {row["mode"]: row for row in rows}
+    if {"copy", "copy, torch shared", "hardlink"} <= by_mode.keys():
+        lines += [
+            "",
+            f"With the default `copy`, {envs} torch environments cost {envs} copies of torch ({gb(by_mode['copy']['all'])} GB).",
+            f"Shared packages (`envmatrix_shared_packages = torch`) bring them to {gb(by_mode['copy, torch shared']['all'])} GB: about one torch,",
+            "plus each environment's own copies of the small packages, every package but torch staying private;",
+            f"`hardlink` shares everything ({gb(by_mode['hardlink']['all'])} GB). Where the filesystem makes copy-on-write copies,",
+            "`clone` shares blocks with every file still private; where it cannot, `clone` is `copy`.",
         ]
     lines.append(END)
     return "\n".join(lines) + "\n"
