@@ -1110,6 +1110,7 @@ KEPT = (
     ("<!-- link-modes -->", "<!-- /link-modes -->"),  # written by bench/link_modes.py
     ("<!-- blas-threads -->", "<!-- /blas-threads -->"),  # written by bench/blas_threads.py
     ("<!-- numpy-top -->", "<!-- /numpy-top -->"),  # written by bench/numpy_top.py, which a full run runs last
+    ("<!-- heavy-disk -->", "<!-- /heavy-disk -->"),  # written by bench/heavy_disk.py
 )
 
 

@@ -34,6 +34,7 @@ except ImportError:  # Windows
 
 from . import distributions
 from .compiled import DYNAMIC_REQUIRES_SCRIPT, SOURCE_DIR, BuildSystem, build_requirements, copy_sources, parse_dynamic_requires, read_build_system
+from .disk import make_private
 from .failures import FailureMemory, RememberedFailure
 from .integrity import changed_distributions, relocate
 from .processes import end, inside_path, supervised_command, supervisor_environment
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 MARK = "envmatrix.json"
 PYCACHE = "pycache"  # PYTHONPYCACHEPREFIX of every child, shared by all environments (see runner.child_environment)
 LAST_USED = "envmatrix-last-used"
+SOURCES_DIR = "envmatrix-sources"  # the pyproject.toml that gives packages an index of their own (package_index.py)
 BUILD_LOG = "builds.log"  # one JSON line per finished build: what was built, when, by which process
 _WAIT_NOTICE_SECONDS = 3
 _STOP_CHECK_SECONDS = 0.05  # how often a wait for a lock, a build slot or an installer looks at the stop event
@@ -438,21 +440,31 @@ class EnvCache:
             build_system = read_build_system(Path(recipe.project.root))
             requirements = (*requirements, *build_requirements(build_system.requires, recipe.requirements))
         scratch = None if fresh_project else path
-        command = recipe.installer.command(str(python), requirements, editable, recipe.index, scratch)
+        sources = path / SOURCES_DIR
+        command = recipe.installer.command(str(python), requirements, editable, recipe.index, scratch, sources_dir=sources)
         self._run_tool(recipe.installer.name, command, f"could not install {recipe.spec.label}", virtual_env=python.parent.parent)
         if compiled:
             self._build_project(recipe, path, python, build_system)
+        self._make_private(recipe, path)
         if not fresh_project or recipe.installer.name != "uv":
             return
         changed = changed_distributions(path)
         if changed:
-            command = recipe.installer.command(str(python), requirements, editable, recipe.index, scratch, uncached=sorted(changed))
+            command = recipe.installer.command(
+                str(python), requirements, editable, recipe.index, scratch, uncached=sorted(changed), sources_dir=sources
+            )
             self._run_tool(
                 recipe.installer.name,
                 command,
                 f"could not reinstall {', '.join(sorted(changed))} without its cache for {recipe.spec.label}",
                 virtual_env=python.parent.parent,
             )
+            self._make_private(recipe, path)
+
+    def _make_private(self, recipe: Recipe, path: Path) -> None:
+        if recipe.installer.makes_private:
+            self._check_stop()
+            make_private(path, recipe.installer.shared)
 
     def _build_project(self, recipe: Recipe, path: Path, python: Path, build_system: BuildSystem) -> None:
         """Build a compiled project in the environment, from a copy of its sources, and install it.
@@ -478,7 +490,7 @@ class EnvCache:
                 raise BuildError(f"the build backend {build_system.backend} did not say what building the project needs in {label}", output=output)
             extra = build_requirements(dynamic, recipe.requirements)
             if extra:
-                command = recipe.installer.command(str(python), [*recipe.requirements, *extra], None, recipe.index)
+                command = recipe.installer.command(str(python), [*recipe.requirements, *extra], None, recipe.index, sources_dir=path / SOURCES_DIR)
                 self._run_tool(recipe.installer.name, command, f"could not install the project's build requirements in {label}", virtual_env=path)
             command = recipe.installer.compiled_project_command(str(python), str(source), recipe.requirements, recipe.index)
             self._run_tool(recipe.installer.name, command, f"could not build the project in {label}", virtual_env=path)

@@ -187,9 +187,27 @@ class Recipe:
             "link_mode": self.installer.effective_link_mode,
             "index": [self.index.index_url, list(self.index.find_links), self.index.no_index],
             "local": {req: local_digest(path) for req, path in _local_paths(self.requirements)},
+            **self._source_material(),
         }
         blob = json.dumps(material, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _source_material(self) -> dict:
+        """Where packages come from and what their files are, beyond the rest; absent when unset, so older keys stay valid.
+
+        Only the package indexes of packages this environment's requirements
+        name count: the torch index of an ini file does not rebuild a numpy
+        environment when it changes.
+        """
+        material = {}
+        own = self.index.for_requirements(self.requirements) if self.installer.name == "uv" else ()
+        if own:
+            material["package_index"] = [index.key_material() for index in own]
+        if self.index.torch_backend and self.installer.name == "uv":
+            material["torch_backend"] = self.index.torch_backend
+        if self.installer.makes_private:  # hard links replaced by copies, but for these packages
+            material["shared_packages"] = sorted(self.installer.shared)
+        return material
 
     def describe(self) -> dict:
         """What the completion mark records, for ``--envmatrix-list`` and for people."""
@@ -201,4 +219,5 @@ class Recipe:
             "project_build": ("compiled" if self.project.compiled else "editable") if self.project else None,
             "installer": self.installer.name,
             "link_mode": self.installer.effective_link_mode,
+            **self._source_material(),
         }

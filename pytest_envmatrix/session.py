@@ -32,6 +32,7 @@ import pytest
 
 from . import distributions, suite, upgrade, verdict, versions
 from .ci import suite_combinations
+from .disk import footprint
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .installer import find_uv
 from .interpreters import InterpreterFinder, InterpreterNotFound
@@ -790,7 +791,8 @@ class EnvMatrixSession:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         installer = self.settings.installer
-        links = f" (link mode {installer.link_mode})" if installer.name == "uv" else ""
+        shared = f"; {', '.join(installer.shared)} shared with uv's cache" if installer.shared else ""
+        links = f" (link mode {installer.link_mode}{shared})" if installer.name == "uv" else ""
         required = ", every python required" if self.settings.require_python else ""
         lines = [f"envmatrix: installer {installer.name}{links}, cache {self.settings.cache_dir}{required}"]
         if self.project is not None and self.project.compiled:
@@ -844,9 +846,11 @@ class EnvMatrixSession:
             except InterpreterNotFound as exc:
                 tw.line(f"  {spec.label}: {exc}")
                 continue
-            state = "cached" if self.cache.lookup(recipe) else "not built"
-            tw.line(f"  {recipe.key[:16]}  {state:<9}  {spec.label}  ({what})")
+            built = self.cache.lookup(recipe)
+            tw.line(f"  {recipe.key[:16]}  {'cached' if built else 'not built':<9}  {spec.label}  ({what})")
             tw.line(f"      {self.cache.env_dir(recipe)}")
+            if built:
+                tw.line(f"      {footprint(built.path).describe()}")
 
 
 def _planned(item: pytest.Item) -> PlannedItem:

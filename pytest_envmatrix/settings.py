@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from .installer import LINK_MODES, IndexOptions, Installer, find_uv, resolve_installer
 from .matrix import MarkerError, Matrix, UpgradeTarget, parse_upgrade_targets, suite_matrix, validate_requirement_lines
 from .shard import Durations, Shard, ShardError, parse_shard
+from .package_index import DISTRIBUTION_NAME, TORCH_BACKEND, PackageIndexError, parse_package_indexes
 
 CACHE_DIR_ENV = "PYTEST_ENVMATRIX_CACHE_DIR"
 
@@ -30,9 +31,22 @@ HELP_LINK_MODE = (
     "changes its own environment only), hardlink or symlink (faster; the files are shared with uv's cache), or clone "
     "(copy-on-write where the filesystem supports it, else uv makes hard links); pip always copies"
 )
+HELP_SHARED_PACKAGES = (
+    "with uv and link mode copy (or clone): packages whose files stay hard-linked to uv's cache, one copy for every "
+    "environment (e.g. torch), while every other package's files are the environment's own (repeatable; ini: one a line)"
+)
 HELP_INDEX_URL = "package index URL passed to the installer"
 HELP_FIND_LINKS = "directory or URL of distributions passed to the installer (repeatable; ini: one a line, relative to the ini file)"
 HELP_NO_INDEX = "do not use a package index: install only from --envmatrix-find-links"
+HELP_PACKAGE_INDEX = (
+    "where one package comes from, leaving the others' index alone: NAME=URL (a simple index) or NAME=DIR "
+    "(a folder of wheels), e.g. torch=https://download.pytorch.org/whl/cpu (repeatable; ini: one 'name = URL' a line; "
+    "uv only: pip has no per-package index)"
+)
+HELP_TORCH_BACKEND = (
+    "uv's --torch-backend for every environment: take torch, torchvision, torchaudio and the like from PyTorch's "
+    "index for this backend (cpu, cu126, rocm6.3, xpu, auto...); uv only"
+)
 HELP_CACHE_DIR = f"where environments are cached (default: the user cache directory; env: {CACHE_DIR_ENV})"
 HELP_JOBS = "how many child pytests run at once, and how many environments are built at once besides them (default: the number of CPUs)"
 HELP_TIMEOUT = "seconds one test may take inside its environment before its child is killed (default: none)"
@@ -91,10 +105,13 @@ HELP_BAD = "with --envmatrix-bisect: a version (or current, latest, oldest) in w
 INI_NAMES = (
     "envmatrix_installer",
     "envmatrix_link_mode",
+    "envmatrix_shared_packages",
     "envmatrix_cache_dir",
     "envmatrix_index_url",
     "envmatrix_find_links",
     "envmatrix_no_index",
+    "envmatrix_package_index",
+    "envmatrix_torch_backend",
     "envmatrix_jobs",
     "envmatrix_timeout",
     "envmatrix_max_age_days",
@@ -115,9 +132,12 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-rebuild", action="store_true", default=False, help=HELP_REBUILD)
     group.addoption("--envmatrix-installer", choices=("auto", "uv", "pip"), default=None, help=HELP_INSTALLER)
     group.addoption("--envmatrix-link-mode", choices=LINK_MODES, default=None, help=HELP_LINK_MODE)
+    group.addoption("--envmatrix-shared-package", metavar="NAME", action="append", default=[], help=HELP_SHARED_PACKAGES)
     group.addoption("--envmatrix-index-url", metavar="URL", default=None, help=HELP_INDEX_URL)
     group.addoption("--envmatrix-find-links", metavar="DIR", action="append", default=[], help=HELP_FIND_LINKS)
     group.addoption("--envmatrix-no-index", action="store_true", default=False, help=HELP_NO_INDEX)
+    group.addoption("--envmatrix-package-index", metavar="NAME=URL", action="append", default=[], help=HELP_PACKAGE_INDEX)
+    group.addoption("--envmatrix-torch-backend", metavar="BACKEND", default=None, help=HELP_TORCH_BACKEND)
     group.addoption("--envmatrix-cache-dir", metavar="DIR", default=None, help=HELP_CACHE_DIR)
     group.addoption("--envmatrix-jobs", metavar="N", type=int, default=None, help=HELP_JOBS)
     group.addoption("--envmatrix-timeout", metavar="SECONDS", type=float, default=None, help=HELP_TIMEOUT)
@@ -141,11 +161,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--envmatrix-cache-key", action="store_true", default=False, help=HELP_CACHE_KEY)
     parser.addini("envmatrix_installer", HELP_INSTALLER, default="auto")
     parser.addini("envmatrix_link_mode", HELP_LINK_MODE, default="copy")
+    parser.addini("envmatrix_shared_packages", HELP_SHARED_PACKAGES, type="linelist", default=[])
     parser.addini("envmatrix_cache_dir", HELP_CACHE_DIR, default="")
     # the index options in the ini file: no path on the command line, so no path taken for a test path
     parser.addini("envmatrix_index_url", HELP_INDEX_URL, default="")
     parser.addini("envmatrix_find_links", HELP_FIND_LINKS, type="linelist", default=[])
     parser.addini("envmatrix_no_index", HELP_NO_INDEX, type="bool", default=False)
+    parser.addini("envmatrix_package_index", HELP_PACKAGE_INDEX, type="linelist", default=[])
+    parser.addini("envmatrix_torch_backend", HELP_TORCH_BACKEND, default="")
     parser.addini("envmatrix_jobs", HELP_JOBS, default="")
     parser.addini("envmatrix_timeout", HELP_TIMEOUT, default="")
     parser.addini("envmatrix_max_age_days", HELP_MAX_AGE, default="30")  # ini only: a cache policy
@@ -223,19 +246,23 @@ class Settings:
         enabled = opt.envmatrix or bool(upgrade) or bool(opt.envmatrix_probe)
         choice = opt.envmatrix_installer or config.getini("envmatrix_installer").strip() or "auto"
         link_mode = _link_mode(config)
-        installer = Installer("pip", link_mode=link_mode)
+        shared = _shared_packages(config)
+        installer = Installer("pip", link_mode=link_mode, shared_packages=shared)
         if enabled or list_only:
             try:
-                installer = resolve_installer(choice, link_mode)
+                installer = resolve_installer(choice, link_mode, shared)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
+        index = _index(config)
+        if enabled or list_only:
+            _check_sources(installer, index)
         return cls(
             enabled=enabled,
             list_only=list_only,
             rebuild=opt.envmatrix_rebuild,
             cache_dir=cache_dir(config),
             installer=installer,
-            index=_index(config),
+            index=index,
             deps=tuple(deps),
             project=config.getini("envmatrix_project").strip() or "auto",
             jobs=_jobs(config),
@@ -337,6 +364,23 @@ def _project_build(config: pytest.Config) -> str:
     return value
 
 
+def _shared_packages(config: pytest.Config) -> tuple[str, ...]:
+    """Command line (replacing the ini's list when given), then ini; canonical names, each once."""
+    names, source = config.option.envmatrix_shared_package, "--envmatrix-shared-package"
+    if not names:
+        names, source = config.getini("envmatrix_shared_packages"), "ini option envmatrix_shared_packages"
+    out = []
+    for raw in names:
+        name = raw.strip()
+        if not name or name.startswith("#"):
+            continue
+        if not DISTRIBUTION_NAME.match(name):
+            raise pytest.UsageError(f"{source}: {name!r} is not a valid distribution name")
+        if canonicalize_name(name) not in out:
+            out.append(canonicalize_name(name))
+    return tuple(sorted(out))
+
+
 def _require_python(config: pytest.Config) -> bool:
     if config.option.envmatrix_require_python is not None:
         return True
@@ -388,7 +432,51 @@ def _index(config: pytest.Config) -> IndexOptions:
         no_index = opt.envmatrix_no_index or bool(config.getini("envmatrix_no_index"))
     except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter for a bad ini value
         raise pytest.UsageError(f"ini option envmatrix_no_index: {exc} (write true or false)") from None
-    return IndexOptions(index_url, find_links, no_index)
+    return IndexOptions(index_url, find_links, no_index, _package_indexes(config), _torch_backend(config))
+
+
+def _package_indexes(config: pytest.Config) -> tuple:
+    """The ini's table, then the command line's entries, each replacing the ini's entry for its package."""
+    base = config.inipath.parent if config.inipath else config.rootpath
+    try:
+        indexes = parse_package_indexes(config.getini("envmatrix_package_index"), "ini option envmatrix_package_index", base)
+        indexes.update(parse_package_indexes(config.option.envmatrix_package_index, "--envmatrix-package-index", config.invocation_params.dir))
+    except PackageIndexError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return tuple(indexes[name] for name in sorted(indexes))
+
+
+def _torch_backend(config: pytest.Config) -> str | None:
+    value, source = config.option.envmatrix_torch_backend, "--envmatrix-torch-backend"
+    if value is None:
+        value, source = config.getini("envmatrix_torch_backend").strip(), "ini option envmatrix_torch_backend"
+    if not value:
+        return None
+    if not TORCH_BACKEND.fullmatch(value):
+        raise pytest.UsageError(f"{source}: {value!r} is not a PyTorch backend uv knows (cpu, cu126, rocm6.3, xpu, auto, ...)")
+    return value
+
+
+def _check_sources(installer: Installer, index: IndexOptions) -> None:
+    """A package index or a torch backend that the installer cannot honour stops the run, never a silent fallback."""
+    names = ", ".join(package.name for package in index.package_indexes)
+    if installer.name == "pip" and names:
+        raise pytest.UsageError(
+            f"envmatrix: a package index of its own ({names}) needs the uv installer: pip has no per-package index, and "
+            "its --extra-index-url would let any package come from either index (dependency confusion); install uv "
+            "(pip install 'pytest-envmatrix[uv]'), or take every package from that index with --envmatrix-index-url"
+        )
+    if installer.name == "pip" and index.torch_backend:
+        raise pytest.UsageError(
+            "envmatrix: a torch backend needs the uv installer (pip has no --torch-backend); install uv "
+            "(pip install 'pytest-envmatrix[uv]'), or take every package from PyTorch's index for that backend with "
+            "--envmatrix-index-url (https://download.pytorch.org/whl/cpu, say)"
+        )
+    if index.no_index and names:
+        raise pytest.UsageError(
+            f"envmatrix: --envmatrix-no-index (envmatrix_no_index) switches off every index, the package index of {names} "
+            "too; drop it, or use --envmatrix-find-links for a folder of wheels"
+        )
 
 
 def _absolute(link: str, base: Path) -> str:

@@ -93,6 +93,24 @@ CONFIGURATION = {
     "ini option envmatrix_max_age_days: -1 must be at least 0": (["envmatrix_max_age_days = -1"], ["--envmatrix-prune"]),
     "ini option envmatrix_link_mode: 'reflink' is not one of copy, hardlink, clone, symlink": (["envmatrix_link_mode = reflink"], []),
     "ini option envmatrix_project_build: 'fast' is not one of auto, editable, compiled": (["envmatrix_project_build = fast"], []),
+    "ini option envmatrix_package_index: 'torch https://x' is not a package index: write name = URL or folder (e.g. torch = https://download.pytorch.org/whl/cpu)": (
+        ["envmatrix_package_index = torch https://x"], [],
+    ),
+    "ini option envmatrix_package_index: package 'Torch' is given twice": (
+        ["envmatrix_package_index =", "    torch = https://a", "    Torch = https://b"], [],
+    ),
+    "--envmatrix-package-index: 'not a name!' is not a valid distribution name": ([], ["--envmatrix-package-index=not a name!=https://x"]),
+    "--envmatrix-torch-backend: 'cuda' is not a PyTorch backend uv knows (cpu, cu126, rocm6.3, xpu, auto, ...)": ([], ["--envmatrix-torch-backend=cuda"]),
+    "--envmatrix-shared-package: 'not a name!' is not a valid distribution name": ([], ["--envmatrix-shared-package=not a name!"]),
+    "envmatrix: a package index of its own (torch) needs the uv installer: pip has no per-package index, and its --extra-index-url would let any package come from either index (dependency confusion); install uv (pip install 'pytest-envmatrix[uv]'), or take every package from that index with --envmatrix-index-url": (
+        [], ["--envmatrix-list", "--envmatrix-installer=pip", "--envmatrix-package-index=torch=https://download.pytorch.org/whl/cpu"],
+    ),
+    "envmatrix: a torch backend needs the uv installer (pip has no --torch-backend); install uv (pip install 'pytest-envmatrix[uv]'), or take every package from PyTorch's index for that backend with --envmatrix-index-url (https://download.pytorch.org/whl/cpu, say)": (
+        [], ["--envmatrix-list", "--envmatrix-installer=pip", "--envmatrix-torch-backend=cpu"],
+    ),
+    "envmatrix: --envmatrix-no-index (envmatrix_no_index) switches off every index, the package index of torch too; drop it, or use --envmatrix-find-links for a folder of wheels": (
+        [], ["--envmatrix-list", "--envmatrix-no-index", "--envmatrix-package-index=torch=https://download.pytorch.org/whl/cpu"],
+    ),
     "envmatrix installer must be auto, uv or pip, not 'fast'": (["envmatrix_installer = fast"], ["--envmatrix-list"]),
     "envmatrix_project = sub: /abs/path/sub has no pyproject.toml with a [project] table and no setup.py": (["envmatrix_project = sub"], ["--envmatrix-list"]),
     "--envmatrix-axis: 'numpy' is not an axis: write name=version,version (e.g. numpy=1.26.4,2.1.3)": ([], ["--envmatrix-axis=numpy"]),
