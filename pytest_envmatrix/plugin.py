@@ -13,11 +13,13 @@ their environments.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 
 import pytest
 
+from . import distribution
 from .envcache import EnvCache
 from .items import COMBINATION_ARG, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
@@ -49,6 +51,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[COMBINATIONS_KEY] = {}
     config.stash[HINTS_KEY] = []
     if settings.expands:
+        if settings.suite is not None:
+            # before xdist's own pytest_configure: with a suite-wide matrix, -n N starts no worker
+            settings = dataclasses.replace(settings, jobs=distribution.suite_jobs(config, settings.jobs))
+            config.stash[SETTINGS_KEY] = settings
+        elif distribution.distributes(config) and not distribution.is_worker(config):
+            config.pluginmanager.register(distribution.EnvironmentGroups(), "envmatrix-xdist-groups")
         try:
             session = EnvMatrixSession(config, settings)
         except ValueError as exc:
@@ -58,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """A path option written as two words moved the rootdir and ini file: say so first, with the fix."""
-    return warning_lines(config)
+    return [*warning_lines(config), *distribution.header_lines(config)]
 
 
 def pytest_cmdline_main(config: pytest.Config):

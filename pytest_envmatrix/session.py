@@ -19,7 +19,6 @@ every item it runs was collected again.
 from __future__ import annotations
 
 import gc
-import hashlib
 import shutil
 import threading
 import traceback
@@ -31,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from . import suite, verdict
+from .distribution import child_nodeid, distributes, is_worker, publish_groups, queued_items
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
@@ -259,8 +259,8 @@ class EnvMatrixSession:
             or self.settings.list_only
             or self.settings.rebuild
             or config.option.collectonly
-            or hasattr(config, "workerinput")
-            or _xdist_distributes(config)
+            or is_worker(config)
+            or distributes(config)
             or self.settings.suite is not None
         ):
             return
@@ -322,32 +322,6 @@ class EnvMatrixSession:
         return self._executor
 
     # ---- collection
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_configure(self, config: pytest.Config) -> None:
-        if self.settings.suite is not None and self.settings.enabled and _xdist_distributes(config):
-            raise pytest.UsageError(
-                "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: "
-                "drop -n; the environments already run side by side (--envmatrix-jobs)"
-            )
-        if _xdist_distributes(config) and config.getoption("dist") == "load":
-            # one environment is one child run: send all of its items to the same worker
-            config.option.dist = "loadgroup"
-        if getattr(config, "workerinput", {}).get("envmatrix_loadgroup"):
-            config.option.loadgroup = True  # workers parse the command line, not our change to it
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node) -> None:
-        if self.config.getoption("dist") == "loadgroup":
-            node.workerinput["envmatrix_loadgroup"] = True
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if getattr(config.option, "loadgroup", False) or config.getoption("dist", "no") == "loadgroup":
-            for item in items:
-                combination = combination_of(item)
-                if combination is not None:
-                    item.add_marker(pytest.mark.xdist_group(_xdist_group(combination.env)))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session):
@@ -434,6 +408,7 @@ class EnvMatrixSession:
         self._suite_children[combination.env] = (env, child)
         return items, [suite.skip_report(report, combination) for report in outcome.collect_skips]
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Group the items that survived selection (-k, -m, --lf, ...) by environment."""
         self.groups.clear()
@@ -453,6 +428,9 @@ class EnvMatrixSession:
                 group = self.groups[combination.env] = EnvGroup(combination.env, len(self.groups))
             group.items.append(item)
         self._items = list(session.items)
+        if is_worker(self.config):
+            # before xdist reports this worker's collection: the controller's scheduler reads it then
+            publish_groups(self.config, {item.nodeid: group.spec.label for group in self.groups.values() for item in group.items})
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
@@ -461,7 +439,7 @@ class EnvMatrixSession:
             session.config.option.collectonly = True  # pytest's own loop then runs nothing
         elif self._will_run(session):
             self._adopt_early()
-            if self.config.option.maxfail and not hasattr(self.config, "workerinput"):
+            if self.config.option.maxfail and not is_worker(self.config):
                 for group in self.groups.values():
                     group.results.watch(self._saw_failure)
             self._start()
@@ -475,7 +453,7 @@ class EnvMatrixSession:
 
     def _will_run(self, session: pytest.Session) -> bool:
         option = session.config.option
-        if option.collectonly or hasattr(session.config, "workerinput"):
+        if option.collectonly or is_worker(session.config):
             # an xdist worker learns its items one by one: its groups start lazily
             return False
         return not (session.testsfailed and not option.continue_on_collection_errors)
@@ -645,7 +623,7 @@ class EnvMatrixSession:
         group's items that are already queued here (read from the worker's
         queue), and items that arrive later get a child of their own.
         """
-        queued = _xdist_queued_items(self.config)
+        queued = queued_items(self.config)
         if queued is None:
             return [i for i in group.items if not group.results.has(child_nodeid(i))]
         wanted = {id(i) for i in queued}
@@ -867,48 +845,3 @@ def _planned(item: pytest.Item) -> PlannedItem:
     assert combination is not None
     definition = f"{item.parent.nodeid}::{item.originalname}"
     return PlannedItem(child_nodeid(item), definition, combination.id, combination.values(), collected_as(item))
-
-
-_XDIST_GROUP_PREFIX = "envmatrix-"
-
-
-def _xdist_group(spec: EnvSpec) -> str:
-    return _XDIST_GROUP_PREFIX + hashlib.sha256(spec.label.encode()).hexdigest()[:10]
-
-
-def _xdist_distributes(config: pytest.Config) -> bool:
-    return config.pluginmanager.hasplugin("xdist") and bool(config.getoption("numprocesses", None))
-
-
-def _xdist_queued_items(config: pytest.Config) -> list[pytest.Item] | None:
-    """The items queued for this xdist worker, or None where that cannot be known.
-
-    Reads the worker's queue (pytest-xdist 3's ``WorkerInteractor.torun``);
-    any other shape of xdist gives None, and the caller falls back to the
-    whole group.
-    """
-    if not hasattr(config, "workerinput"):
-        return None
-    for plugin in config.pluginmanager.get_plugins():
-        queue, session = getattr(plugin, "torun", None), getattr(plugin, "session", None)
-        if queue is None or session is None or not hasattr(queue, "lock"):
-            continue
-        try:
-            with queue.lock() as pending:
-                indices = [i for i in pending if isinstance(i, int)]
-            upcoming = getattr(plugin, "nextitem_index", None)
-            if isinstance(upcoming, int):
-                indices.append(upcoming)
-            return [session.items[i] for i in indices]
-        except Exception:
-            return None
-    return None
-
-
-def child_nodeid(item: pytest.Item) -> str:
-    """The node id the child sees: without the ``@group`` suffix xdist's loadgroup adds."""
-    nodeid = item.nodeid
-    head, sep, tail = nodeid.rpartition("@")
-    if sep and tail.startswith(_XDIST_GROUP_PREFIX):
-        return head
-    return nodeid

@@ -96,9 +96,6 @@ CONFIGURATION = {
     "envmatrix_project = sub: /abs/path/sub has no pyproject.toml with a [project] table and no setup.py": (["envmatrix_project = sub"], ["--envmatrix-list"]),
     "--envmatrix-axis: 'numpy' is not an axis: write name=version,version (e.g. numpy=1.26.4,2.1.3)": ([], ["--envmatrix-axis=numpy"]),
     "--envmatrix-axis: axis 'numpy' is given twice": ([], ["--envmatrix-axis=numpy=1.0", "--envmatrix-axis=numpy=2.0"]),
-    "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: drop -n; ...": (
-        [], ["--envmatrix", "--envmatrix-axis=numpy=1.0", "-n", "1"],
-    ),
 }
 #: Messages that need a machine without uv to provoke: checked against the source instead.
 CONFIGURATION_IN_SOURCE = {
