@@ -1101,6 +1101,7 @@ def prepare_full() -> Path:
 KEPT = (
     ("<!-- link-modes -->", "<!-- /link-modes -->"),  # written by bench/link_modes.py
     ("<!-- blas-threads -->", "<!-- /blas-threads -->"),  # written by bench/blas_threads.py
+    ("<!-- xdist -->", "<!-- /xdist -->"),  # written by bench/xdist.py
 )
 
 
