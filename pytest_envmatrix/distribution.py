@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -125,12 +126,22 @@ def publish_groups(config: pytest.Config, groups: dict[str, str]) -> None:
         pass  # the controller then schedules item by item: more children, the same results
 
 
-def queued_items(config: pytest.Config) -> list[pytest.Item] | None:
+def sends_whole_environments(config: pytest.Config) -> bool:
+    """In a worker: whether the controller's scheduler is :class:`EnvironmentGroups`', sending each environment whole."""
+    return is_worker(config) and bool(config.workerinput.get(GROUPS_INPUT)) and config.getoption("dist", None) == "load"
+
+
+def queued_items(config: pytest.Config, expected: list[pytest.Item] | None = None) -> list[pytest.Item] | None:
     """The items queued for this xdist worker, or None where that cannot be known.
 
     Reads the worker's queue (pytest-xdist 3's ``WorkerInteractor.torun``);
     any other shape of xdist gives None, and the caller falls back to the
-    whole group.
+    whole group. xdist fills the queue from another thread, one item at a
+    time, so a unit of work sent in one message may be half there when its
+    first item starts. With ``expected`` (the items the controller sends
+    together), the queue is read again until they are all there, or until it
+    stops growing: the child then gets them all, not half of them and a second
+    child the rest.
     """
     if not is_worker(config):
         return None
@@ -139,15 +150,29 @@ def queued_items(config: pytest.Config) -> list[pytest.Item] | None:
         if queue is None or session is None or not hasattr(queue, "lock"):
             continue
         try:
-            with queue.lock() as pending:
-                indices = [i for i in pending if isinstance(i, int)]
-            upcoming = getattr(plugin, "nextitem_index", None)
-            if isinstance(upcoming, int):
-                indices.append(upcoming)
-            return [session.items[i] for i in indices]
+            wanted = {id(item) for item in expected or ()}
+            started = changed = time.monotonic()
+            seen = -1
+            while True:
+                with queue.lock() as pending:
+                    indices = [i for i in pending if isinstance(i, int)]
+                upcoming = getattr(plugin, "nextitem_index", None)
+                if isinstance(upcoming, int):
+                    indices.append(upcoming)
+                items = [session.items[i] for i in indices]
+                now = time.monotonic()
+                if len(items) != seen:
+                    seen, changed = len(items), now
+                if wanted <= {id(item) for item in items} or now - changed > _QUEUE_SETTLE_SECONDS or now - started > _QUEUE_WAIT_SECONDS:
+                    return items
+                time.sleep(0.005)
         except Exception:
             return None
     return None
+
+
+_QUEUE_SETTLE_SECONDS = 0.2  # the queue has not grown for this long: the rest is not coming with it
+_QUEUE_WAIT_SECONDS = 2.0
 
 
 def child_nodeid(item: pytest.Item) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from . import suite, verdict
-from .distribution import child_nodeid, distributes, is_worker, publish_groups, queued_items
+from .distribution import child_nodeid, distributes, is_worker, publish_groups, queued_items, sends_whole_environments
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
@@ -621,9 +621,14 @@ class EnvMatrixSession:
         A worker only knows the items sent to it so far. Running the whole
         group would run items that other workers run too; so a child gets the
         group's items that are already queued here (read from the worker's
-        queue), and items that arrive later get a child of their own.
+        queue), and items that arrive later get a child of their own. Under
+        the plugin's scheduler the controller sends the whole group at once,
+        so the child waits until all of it is queued.
         """
-        queued = queued_items(self.config)
+        expected = None
+        if sends_whole_environments(self.config):
+            expected = [i for i in group.items if i is not item and not group.results.has(child_nodeid(i))]
+        queued = queued_items(self.config, expected)
         if queued is None:
             return [i for i in group.items if not group.results.has(child_nodeid(i))]
         wanted = {id(i) for i in queued}

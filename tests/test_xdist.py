@@ -131,3 +131,53 @@ def test_markers_under_n_run_each_environment_in_one_child(recorded, tmp_path):
     # the ids are the same as without -n: no xdist group suffix
     assert "]@" not in spread.stdout.str()
     assert outcomes(spread_xml) == outcomes(plain_xml)
+
+
+class FakeNode:
+    """What xdist's scheduler calls on a worker: it records the item indices it is sent."""
+
+    def __init__(self, name: str) -> None:
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_the_scheduler_sends_each_environment_whole_to_one_worker(pytester):
+    from pytest_envmatrix.scheduling import EnvironmentScheduling
+
+    collection = [f"test_x.py::test_{n}[numpy-{v}]" for v in ("1", "2", "3") for n in range(5)] + ["test_y.py::test_plain"]
+    groups = {nodeid: f"numpy=={nodeid[-2]}" for nodeid in collection[:-1]}
+    config = pytester.parseconfig("--tx=2*popen")
+    scheduler = EnvironmentScheduling(config, None, lambda: groups)
+    nodes = [FakeNode("gw0"), FakeNode("gw1")]
+    for node in nodes:
+        scheduler.add_node(node)
+        scheduler.add_node_collection(node, collection)
+    scheduler.schedule()
+    done: set[tuple[str, int]] = set()
+    while any((node.gateway.id, index) not in done for node in nodes for index in node.sent):
+        for node in nodes:  # each worker finishes what it was sent, and may get more
+            for index in list(node.sent):
+                if (node.gateway.id, index) not in done:
+                    done.add((node.gateway.id, index))
+                    scheduler.mark_test_complete(node, index)
+    assert not scheduler.has_pending
+    ran = {node.gateway.id: [collection[i] for i in node.sent] for node in nodes}
+    assert sorted(nodeid for sent in ran.values() for nodeid in sent) == sorted(collection)  # every item once
+    for version in ("1", "2", "3"):
+        owners = {worker for worker, sent in ran.items() for nodeid in sent if nodeid.endswith(f"[numpy-{version}]")}
+        assert len(owners) == 1, (version, ran)
+
+
+def test_without_the_workers_map_every_item_is_a_unit_of_its_own(pytester):
+    from pytest_envmatrix.scheduling import EnvironmentScheduling
+
+    config = pytester.parseconfig("--tx=2*popen")
+    scheduler = EnvironmentScheduling(config, None, dict)
+    assert scheduler._split_scope("test_x.py::test_a[numpy-1]") != scheduler._split_scope("test_x.py::test_b[numpy-1]")
