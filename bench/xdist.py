@@ -210,6 +210,13 @@ def render(figures: dict, runs: int) -> str:
         )
     lines += [
         "",
+        "With a suite-wide matrix, `-n 2` starts no xdist worker and runs the same way as no `-n` (two environments' "
+        "children at once either way): the two differ only by the machine's noise. With markers, `-n 2` adds xdist's "
+        "controller and two workers, each of which collects the suite (imports numpy and every test module) and "
+        "sends every report on to the controller, and the children start only once the workers have collected "
+        "(without `-n`, a repeated run starts them while the parent collects): that is the extra CPU time and wall "
+        "time, the same for every suite of this shape, while the children stay one per environment.",
+        "",
         "CPU is the user and system time of the run and all its processes, the least disturbed figure on a busy "
         "machine. Each run (wall s / CPU s):",
         "",
