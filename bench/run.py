@@ -1111,6 +1111,7 @@ KEPT = (
     ("<!-- blas-threads -->", "<!-- /blas-threads -->"),  # written by bench/blas_threads.py
     ("<!-- numpy-top -->", "<!-- /numpy-top -->"),  # written by bench/numpy_top.py, which a full run runs last
     ("<!-- heavy-disk -->", "<!-- /heavy-disk -->"),  # written by bench/heavy_disk.py
+    ("<!-- xdist -->", "<!-- /xdist -->"),  # written by bench/xdist.py
 )
 
 

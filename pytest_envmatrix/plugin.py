@@ -13,12 +13,13 @@ their environments.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 
 import pytest
 
-from . import bisect, versions
+from . import bisect, distribution, versions
 from .ci import CiRun
 from .envcache import EnvCache
 from .items import COMBINATION_ARG, PROBLEM_KEY, expand_items
@@ -62,6 +63,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[HINTS_KEY] = []
     config.stash[RESOLVER_KEY] = None
     if settings.expands:
+        if settings.suite is not None or settings.suite_wide:
+            # before xdist's own pytest_configure: with a suite-wide matrix, -n N starts no worker
+            settings = dataclasses.replace(settings, jobs=distribution.suite_jobs(config, settings.jobs))
+            config.stash[SETTINGS_KEY] = settings
+        elif distribution.distributes(config) and not distribution.is_worker(config):
+            config.pluginmanager.register(distribution.EnvironmentGroups(), "envmatrix-xdist-groups")
         report = MatrixReport(config, settings.report)
         try:
             project = detect_project(config.rootpath, settings.project, settings.project_build)
@@ -81,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """A path option written as two words moved the rootdir and ini file: say so first, with the fix."""
-    return warning_lines(config)
+    return [*warning_lines(config), *distribution.header_lines(config)]
 
 
 def pytest_cmdline_main(config: pytest.Config):

@@ -19,7 +19,6 @@ every item it runs was collected again.
 from __future__ import annotations
 
 import gc
-import hashlib
 import shutil
 import threading
 import time
@@ -33,6 +32,7 @@ import pytest
 from . import distributions, suite, upgrade, verdict, versions
 from .ci import suite_combinations
 from .disk import footprint
+from .distribution import child_nodeid, distributes, is_worker, publish_groups, queued_items, sends_whole_environments
 from .envcache import BuildError, BuildStopped, BuiltEnv, EnvCache
 from .installer import find_uv
 from .interpreters import InterpreterFinder, InterpreterNotFound
@@ -42,7 +42,7 @@ from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .compiled import source_tree_shadowing
 from .recipe import Recipe, detect_project
-from .report import COMBINATION_PROPERTY, XDIST_GROUP_PREFIX, Tally, item_properties, plain_nodeid
+from .report import COMBINATION_PROPERTY, Tally, item_properties
 from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
 from .settings import Settings
 
@@ -210,8 +210,8 @@ class EnvMatrixSession:
             or self.settings.list_only
             or self.settings.rebuild
             or config.option.collectonly
-            or hasattr(config, "workerinput")
-            or _xdist_distributes(config)
+            or is_worker(config)
+            or distributes(config)
             or self.settings.suite_wide
         ):
             return
@@ -273,32 +273,6 @@ class EnvMatrixSession:
         return self._executor
 
     # ---- collection
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_configure(self, config: pytest.Config) -> None:
-        if self.settings.suite_wide and _xdist_distributes(config):
-            raise pytest.UsageError(
-                "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: "
-                "drop -n; the environments already run side by side (--envmatrix-jobs)"
-            )
-        if _xdist_distributes(config) and config.getoption("dist") == "load":
-            # one environment is one child run: send all of its items to the same worker
-            config.option.dist = "loadgroup"
-        if getattr(config, "workerinput", {}).get("envmatrix_loadgroup"):
-            config.option.loadgroup = True  # workers parse the command line, not our change to it
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node) -> None:
-        if self.config.getoption("dist") == "loadgroup":
-            node.workerinput["envmatrix_loadgroup"] = True
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if getattr(config.option, "loadgroup", False) or config.getoption("dist", "no") == "loadgroup":
-            for item in items:
-                combination = combination_of(item)
-                if combination is not None:
-                    item.add_marker(pytest.mark.xdist_group(_xdist_group(combination.env)))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session):
@@ -408,6 +382,7 @@ class EnvMatrixSession:
         self._suite_children[combination.env] = (env, child)
         return items, [suite.skip_report(report, combination) for report in outcome.collect_skips]
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Group the items that survived selection (-k, -m, --lf, ...) by environment."""
         self.groups.clear()
@@ -427,6 +402,9 @@ class EnvMatrixSession:
                 group = self.groups[combination.env] = EnvGroup(combination.env, len(self.groups))
             group.items.append(item)
         self._items = list(session.items)
+        if is_worker(self.config):
+            # before xdist reports this worker's collection: the controller's scheduler reads it then
+            publish_groups(self.config, {item.nodeid: group.spec.label for group in self.groups.values() for item in group.items})
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
@@ -436,7 +414,7 @@ class EnvMatrixSession:
             session.config.option.collectonly = True  # pytest's own loop then runs nothing
         elif self._will_run(session):
             self._adopt_early()
-            if self.config.option.maxfail and not hasattr(self.config, "workerinput"):
+            if self.config.option.maxfail and not is_worker(self.config):
                 for group in self.groups.values():
                     group.results.watch(self._saw_failure)
             self._start()
@@ -450,7 +428,7 @@ class EnvMatrixSession:
 
     def _will_run(self, session: pytest.Session) -> bool:
         option = session.config.option
-        if option.collectonly or hasattr(session.config, "workerinput"):
+        if option.collectonly or is_worker(session.config):
             # an xdist worker learns its items one by one: its groups start lazily
             return False
         return not (session.testsfailed and not option.continue_on_collection_errors)
@@ -631,9 +609,14 @@ class EnvMatrixSession:
         A worker only knows the items sent to it so far. Running the whole
         group would run items that other workers run too; so a child gets the
         group's items that are already queued here (read from the worker's
-        queue), and items that arrive later get a child of their own.
+        queue), and items that arrive later get a child of their own. Under
+        the plugin's scheduler the controller sends the whole group at once,
+        so the child waits until all of it is queued.
         """
-        queued = _xdist_queued_items(self.config)
+        expected = None
+        if sends_whole_environments(self.config):
+            expected = [i for i in group.items if i is not item and not group.results.has(child_nodeid(i))]
+        queued = queued_items(self.config, expected)
         if queued is None:
             return [i for i in group.items if not group.results.has(child_nodeid(i))]
         wanted = {id(i) for i in queued}
@@ -860,41 +843,3 @@ def _planned(item: pytest.Item) -> PlannedItem:
     assert combination is not None
     definition = f"{item.parent.nodeid}::{item.originalname}"
     return PlannedItem(child_nodeid(item), definition, combination.id, combination.values(), collected_as(item))
-
-
-def _xdist_group(spec: EnvSpec) -> str:
-    return XDIST_GROUP_PREFIX + hashlib.sha256(spec.label.encode()).hexdigest()[:10]
-
-
-def _xdist_distributes(config: pytest.Config) -> bool:
-    return config.pluginmanager.hasplugin("xdist") and bool(config.getoption("numprocesses", None))
-
-
-def _xdist_queued_items(config: pytest.Config) -> list[pytest.Item] | None:
-    """The items queued for this xdist worker, or None where that cannot be known.
-
-    Reads the worker's queue (pytest-xdist 3's ``WorkerInteractor.torun``);
-    any other shape of xdist gives None, and the caller falls back to the
-    whole group.
-    """
-    if not hasattr(config, "workerinput"):
-        return None
-    for plugin in config.pluginmanager.get_plugins():
-        queue, session = getattr(plugin, "torun", None), getattr(plugin, "session", None)
-        if queue is None or session is None or not hasattr(queue, "lock"):
-            continue
-        try:
-            with queue.lock() as pending:
-                indices = [i for i in pending if isinstance(i, int)]
-            upcoming = getattr(plugin, "nextitem_index", None)
-            if isinstance(upcoming, int):
-                indices.append(upcoming)
-            return [session.items[i] for i in indices]
-        except Exception:
-            return None
-    return None
-
-
-def child_nodeid(item: pytest.Item) -> str:
-    """The node id the child sees: without the ``@group`` suffix xdist's loadgroup adds."""
-    return plain_nodeid(item.nodeid)

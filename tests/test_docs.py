@@ -132,9 +132,6 @@ CONFIGURATION = {
     "--envmatrix-bisect emx-x: the good version (2.0) must be older than the bad one (1.0)": (
         [], ["--envmatrix-bisect=emx-x", "--envmatrix-good=2.0", "--envmatrix-bad=1.0"],
     ),
-    "envmatrix: a suite-wide matrix (--envmatrix-axis, envmatrix_axes) does not run under xdist (-n) yet: drop -n; ...": (
-        [], ["--envmatrix", "--envmatrix-axis=numpy=1.0", "-n", "1"],
-    ),
     "--envmatrix-shard: 'two' is not K/N (this job's shard K of N shards, e.g. 2/4)": ([], ["--envmatrix-shard=two"]),
     "--envmatrix-shard: '3/2': K must be between 1 and N (2)": ([], ["--envmatrix-shard=3/2"]),
     "--envmatrix-shard: '1/0': N must be at least 1": ([], ["--envmatrix-shard=1/0"]),

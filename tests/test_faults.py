@@ -537,8 +537,8 @@ def test_xdist_runs_every_item_once_and_builds_each_environment_once(fresh_matri
     lines = [line.split() for line in runs.read_text().splitlines()]
     # every item ran exactly once: no worker ran another worker's items
     assert sorted((v, n) for v, n, _ in lines) == [(v, str(n)) for v in ("1.0", "2.0") for n in range(4)]
-    # and the items a worker had queued for one environment shared a child
-    assert len({pid for _, _, pid in lines}) < len(lines)
+    # and each environment's items went to one worker, which ran them in one child
+    assert {v: len({pid for version, _, pid in lines if version == v}) for v in ("1.0", "2.0")} == {"1.0": 1, "2.0": 1}
 
 
 def test_xdist_summary_counts_each_environment_once(fresh_matrix):
