@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import link_modes  # noqa: E402  (bench/link_modes.py: the filesystem probes)
 import run as bench  # noqa: E402  (bench/run.py: the benchmark's machinery)
+import sections  # noqa: E402  (bench/sections.py: each benchmark's part of docs/performance.md)
 
 TORCH = "2.13.0"
 START, END = "<!-- heavy-disk -->", "<!-- /heavy-disk -->"
@@ -177,14 +178,7 @@ def render(rows: list[dict], envs: int, wheels: Path) -> str:
 
 
 def write_section(output: Path, section: str) -> None:
-    text = output.read_text(encoding="utf-8") if output.exists() else ""
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.write_text(text, encoding="utf-8")
+    sections.write_section(output, section, START, END)
 
 
 def main(argv: list[str] | None = None) -> int:

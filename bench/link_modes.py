@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench  # noqa: E402  (bench/run.py: the benchmark's machinery)
+import sections  # noqa: E402  (bench/sections.py: each benchmark's part of docs/performance.md)
 
 MODES = ("hardlink", "copy", "clone")
 START, END = "<!-- link-modes -->", "<!-- /link-modes -->"
@@ -177,14 +178,7 @@ def render(figures: dict[str, list[float]], installs: dict[str, list[float]], ru
 
 
 def write_section(output: Path, section: str) -> None:
-    text = output.read_text(encoding="utf-8") if output.exists() else ""
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.write_text(text, encoding="utf-8")
+    sections.write_section(output, section, START, END)
 
 
 def main(argv: list[str] | None = None) -> int:

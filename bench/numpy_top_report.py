@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 import measure
+import sections
 
 START, END = "<!-- numpy-top -->", "<!-- /numpy-top -->"
 TARGET = 1.25
@@ -200,14 +201,4 @@ FINDINGS = ["", *FINDINGS.splitlines(), ""]
 
 
 def write_section(output: Path, section: str) -> None:
-    """Replace the section between the markers, or append it."""
-    try:
-        text = output.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.write_text(text, encoding="utf-8")
+    sections.write_section(output, section, START, END)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pytest
 from . import shard as sharding
 from . import versions
 from .envcache import EnvCache
+from .files import write_whole
 from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import combination_of
 from .matrix import Combination, EnvSpec
@@ -165,9 +165,7 @@ class CiRun:
         durations = self.settings.durations or sharding.Durations()
         durations.update(self.measured)
         path = self.settings.durations_path
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(durations.dumps(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_whole(path, durations.dumps())
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.settings.shard is None or self.settings.list_only or hasattr(self.config, "workerinput"):

@@ -11,12 +11,11 @@ record of the wrong shape is ignored, and the folders are read again.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from pathlib import Path
 
 from packaging.utils import InvalidName, canonicalize_name
 
+from .files import write_whole
 from .integrity import site_packages
 
 RECORD = "envmatrix-installed.json"
@@ -43,15 +42,7 @@ def scan(env: Path) -> dict[str, str]:
 def record(env: Path) -> dict[str, str]:
     """Read what ``env`` holds and keep it beside it; a cache that cannot be written only loses the record."""
     installed = scan(env)
-    tmp = env / f".{RECORD}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        tmp.write_text(json.dumps(installed, indent=1), encoding="utf-8")
-        os.replace(tmp, env / RECORD)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+    write_whole(env / RECORD, json.dumps(installed, indent=1), best_effort=True)
     return installed
 
 

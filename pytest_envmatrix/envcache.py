@@ -36,6 +36,7 @@ from . import distributions
 from .compiled import DYNAMIC_REQUIRES_SCRIPT, SOURCE_DIR, BuildSystem, build_requirements, copy_sources, parse_dynamic_requires, read_build_system
 from .disk import make_private
 from .failures import FailureMemory, RememberedFailure
+from .files import write_whole
 from .integrity import changed_distributions, relocate
 from .processes import end, inside_path, supervised_command, supervisor_environment
 from .recipe import Recipe
@@ -221,7 +222,7 @@ class EnvCache:
         try:
             if not relocate(path, old):
                 return None
-            _write_whole(path / MARK, json.dumps({**mark, "path": str(path)}, indent=2))
+            write_whole(path / MARK, json.dumps({**mark, "path": str(path)}, indent=2))
         except OSError:
             return None
         return self._lookup_key(key)
@@ -549,7 +550,7 @@ class EnvCache:
             "build_seconds": round(seconds, 3),
             **recipe.describe(),
         }
-        _write_whole(path / MARK, json.dumps(mark, indent=2))
+        write_whole(path / MARK, json.dumps(mark, indent=2))
 
     def _log_build(self, recipe: Recipe, seconds: float) -> None:
         """Append one line to ``builds.log``, whole or not at all (a full disk must not leave half a line)."""
@@ -619,8 +620,8 @@ class EnvCache:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         tag = self.root / "CACHEDIR.TAG"
         if not tag.exists():
-            _write_whole(self.root / ".gitignore", "*\n")
-            _write_whole(tag, _CACHEDIR_TAG)
+            write_whole(self.root / ".gitignore", "*\n")
+            write_whole(tag, _CACHEDIR_TAG)
         # a build that could not be logged would fail after all its work: find out first
         os.close(self._open_log())
 
@@ -673,19 +674,6 @@ def _is_requirement(text: object) -> bool:
         return False
     return True
 
-
-def _write_whole(path: Path, text: str) -> None:
-    """Write ``path`` under a temporary name, then rename it: it is complete or absent, never half-written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads prepare the root at once
-    try:
-        tmp.write_text(text, encoding="utf-8")  # raises unless every byte was written
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
 
 
 def _exit_words(returncode: int) -> str:

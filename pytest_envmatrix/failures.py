@@ -17,11 +17,11 @@ build is tried.
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .files import write_whole
 
 FAILED = "failed"  # the folder in the cache root
 REMEMBER_SECONDS = 600.0
@@ -67,16 +67,7 @@ class FailureMemory:
     def remember(self, key: str, reason: str) -> None:
         """Best effort: a cache that cannot take the record only loses the speed-up."""
         path = self._path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"key": key, "at": time.time(), "reason": reason}), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        write_whole(path, json.dumps({"key": key, "at": time.time(), "reason": reason}), best_effort=True)
 
     def forget(self, key: str) -> None:
         try:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from .files import write_whole
 from .runner import PlannedItem
 
 # Bump when the layout of a plan file changes: older ones are then ignored.
@@ -117,13 +118,4 @@ class PlanStore:
                 for group in groups
             ],
         }
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        write_whole(self.path, json.dumps(data), best_effort=True)

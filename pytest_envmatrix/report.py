@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 import pytest
 
+from .files import write_whole
+
 if TYPE_CHECKING:
     from .envcache import BuiltEnv
     from .matrix import Combination
@@ -559,20 +561,6 @@ def _whole(items: list[dict], environments: list[dict], exitstatus: int, rootdir
         data["merged_from"] = merged_from
     return data
 
-
-def write_whole(path: Path, text: str) -> None:
-    """Write ``path`` under a temporary name beside it, then rename: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
 
 
 class ReportError(Exception):

@@ -45,6 +45,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from .files import write_whole
 from .installer import IndexOptions
 from .matrix import Combination, Matrix, parse_selector
 
@@ -298,16 +299,7 @@ class AnswerCache:
         """Keep an answer; a cache that cannot be written only costs the next run a request."""
         data = {"format": FORMAT_VERSION, "url": url, "fetched": time.time(), "files": [[f.filename, f.requires_python, f.yanked] for f in files]}
         path = self._path(url)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        write_whole(path, json.dumps(data), best_effort=True)
 
 
 # ----------------------------------------------------------------------------- releases and selectors
