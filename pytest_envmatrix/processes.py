@@ -69,17 +69,25 @@ def end(proc: subprocess.Popen, seconds: float = END_SECONDS) -> None:
     proc.wait()
 
 
+# folders where a Python installed by the system keeps its scripts beside every other tool of the
+# machine (the compiler among them): these stay on PATH, the scripts in them are the system's
+_SHARED_BIN = {"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/opt/homebrew/bin"}
+
+
 def outer_scripts_dirs() -> set[str]:
-    """The script folders of the virtualenv this pytest runs in, and of the one the shell activated.
+    """The script folders of the Python this pytest runs in, and of the virtualenv the shell activated.
 
     Their tools (``ninja``, ``cython``, ``meson``, a project's own commands)
     belong to the outer environment: a build in an environment, or a test in
     a child, that found them there would not be testing what the environment
-    holds.
+    holds. That is so of a virtualenv's folder and of a Python's own
+    (pyenv's, conda's, python.org's), not of a folder the system shares with
+    every other tool.
     """
     found = set()
-    if sys.prefix != sys.base_prefix:
-        found.add(sysconfig.get_path("scripts"))
+    scripts = sysconfig.get_path("scripts")
+    if sys.prefix != sys.base_prefix or os.path.realpath(scripts) not in {os.path.realpath(d) for d in _SHARED_BIN}:
+        found.add(scripts)
     active = os.environ.get("VIRTUAL_ENV")
     if active:
         found.add(os.path.join(active, "Scripts" if os.name == "nt" else "bin"))

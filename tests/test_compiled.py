@@ -138,9 +138,11 @@ def compiled_matrix(fresh_matrix, header_wheels, setuptools_wheels):
 
 
 def _tree(root: Path) -> set[str]:
+    """The project's files, less what pytest and its plugins write beside them (``.pytest_cache``,
+    pytest-benchmark's ``.benchmarks``): a build's output (``build/``, ``*.egg-info``, ``*.so``) shows."""
     return {
         p.relative_to(root).as_posix() for p in root.rglob("*")
-        if not {"__pycache__", ".pytest_cache"} & set(p.relative_to(root).parts)
+        if "__pycache__" not in p.relative_to(root).parts and not p.relative_to(root).parts[0].startswith(".")
     }
 
 
