@@ -5,7 +5,8 @@ A suite shaped like a real one: several test modules that import numpy at
 their top, a few hundred tests, run against real numpy releases from the
 package index, warm (the environments cached, one unmeasured run of each way
 first). Measured twice: with the matrix declared by markers (each module's
-``pytestmark``; the parent collects, so it has numpy too) and as a suite-wide
+``pytestmark``; the parent collects, so it has numpy too; every test is in the
+matrix, so from its second run on ``-n 2`` starts no worker) and as a suite-wide
 matrix (``envmatrix_axes``; each environment's child collects). Each run
 also counts the children it started (a conftest records every pytest
 process that runs inside a cached environment) and the ways' results are
@@ -211,11 +212,13 @@ def render(figures: dict, runs: int) -> str:
     lines += [
         "",
         "With a suite-wide matrix, `-n 2` starts no xdist worker and runs the same way as no `-n` (two environments' "
-        "children at once either way): the two differ only by the machine's noise. With markers, `-n 2` adds xdist's "
-        "controller and two workers, each of which collects the suite (imports numpy and every test module) and "
-        "sends every report on to the controller, and the children start only once the workers have collected "
-        "(without `-n`, a repeated run starts them while the parent collects): that is the extra CPU time and wall "
-        "time, the same for every suite of this shape, while the children stay one per environment.",
+        "children at once either way): the two differ only by the machine's noise. With markers, every item of this "
+        "suite is in the matrix: the unmeasured first run of `-n 2` started xdist's controller and two workers (each "
+        "of which collects the suite, importing numpy and every test module, and sends every report on to the "
+        "controller) and recorded that its items were all matrix items; so the measured runs start no worker, "
+        "collect in one process and start the children from the plan while they collect, as without `-n`, two "
+        "environments at once. The first measured run of `-n 2` has no plan of children yet (the workers' run "
+        "left none), so its children start after collection.",
         "",
         "CPU is the user and system time of the run and all its processes, the least disturbed figure on a busy "
         "machine. Each run (wall s / CPU s):",

@@ -22,6 +22,18 @@ share nothing but the waiting. So there ``-n N`` means N children at once:
 xdist is switched off before it starts a worker (this runs before xdist's
 own ``pytest_configure``, which registers the controller) and N becomes the
 number of jobs, unless ``--envmatrix-jobs`` or ``envmatrix_jobs`` sets it.
+
+A marker-declared matrix whose items are all in the matrix is the same case
+in disguise: the workers would only collect the suite again (importing the
+test modules twice more), pass every report through the controller, and
+start the children after collecting, where one process can start them from
+the last run's plan while it collects. Which items a run selects is known
+only after collection, too late to decline xdist; so the last run with the
+same command line decides (:meth:`~pytest_envmatrix.plan.PlanStore.matrix_only`,
+which the controller records from the workers' maps under ``-n``). A test
+outside the matrix that appeared since then runs in this process, as without
+``-n``: the guess can cost speed, never a result, and the next run goes back
+to the workers.
 """
 
 from __future__ import annotations
@@ -34,6 +46,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from .plan import PlanStore
 
 GROUPS_INPUT = "envmatrix_groups_dir"  # the workerinput key naming the controller's folder
 NOTE_KEY = pytest.StashKey[str]()  # what -n does in this run, for the header
@@ -57,15 +71,33 @@ def suite_jobs(config: pytest.Config, jobs: int) -> int:
     """
     if is_worker(config) or not distributes(config):
         return jobs
+    return _without_workers(config, jobs, "with a suite-wide matrix: no xdist workers; up to {jobs} environments' children collect and run at once")
+
+
+def matrix_only_jobs(config: pytest.Config, jobs: int, plans: PlanStore) -> int | None:
+    """With markers under ``-n N`` (``load``): when the last such run selected only matrix items, switch xdist off
+    and return the jobs; else None, and xdist's workers run as usual.
+
+    Only the ``load`` distribution: ``each`` runs every test on every worker,
+    and the other modes are the user's choice of grouping.
+    """
+    if is_worker(config) or not distributes(config) or config.getoption("dist") != "load" or not plans.matrix_only():
+        return None
+    return _without_workers(
+        config, jobs,
+        "and the last run with these options ran only matrix items: no xdist workers; up to {jobs} environments' "
+        "children run at once (a test outside the matrix runs in this process)",
+    )
+
+
+def _without_workers(config: pytest.Config, jobs: int, note: str) -> int:
     workers = len(config.getoption("tx"))
     config.option.dist = "no"
     config.option.tx = []
     explicit = config.option.envmatrix_jobs is not None or bool(config.getini("envmatrix_jobs").strip())
     chosen = jobs if explicit else workers
     config.stash[NOTE_KEY] = (
-        f"envmatrix: -n {workers} with a suite-wide matrix: no xdist workers; up to {chosen} environments' "
-        "children collect and run at once"
-        + (" (--envmatrix-jobs / envmatrix_jobs)" if explicit else "")
+        f"envmatrix: -n {workers} {note.format(jobs=chosen)}" + (" (--envmatrix-jobs / envmatrix_jobs)" if explicit else "")
     )
     return chosen
 
@@ -78,11 +110,25 @@ def header_lines(config: pytest.Config) -> list[str]:
 class EnvironmentGroups:
     """The controller's side under ``-n`` with the ``load`` distribution: one environment, one work unit.
 
-    Registered only on the controller of a marker-declared matrix run.
+    Registered only on the controller of a marker-declared matrix run. It
+    also records, for the next run's :func:`matrix_only_jobs`, whether every
+    item the workers collected is a matrix item.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, plans: PlanStore) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="envmatrix-xdist-"))
+        self.plans = plans
+        self.matrix_only: bool | None = None  # known once a worker has reported its collection
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        if self.matrix_only is None:
+            groups = self.read()
+            self.matrix_only = bool(ids) and all(nodeid in groups for nodeid in ids)
+
+    def pytest_sessionfinish(self) -> None:
+        if self.matrix_only is not None:
+            self.plans.save([], matrix_only=self.matrix_only)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:

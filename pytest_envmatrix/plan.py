@@ -13,6 +13,10 @@ plan therefore costs time, never correctness.
 Plans live in the environment cache (``plans/``), one per project and
 command line, so ``pytest --envmatrix`` and ``pytest --envmatrix -k slow``
 each remember their own.
+
+A plan also records whether every item the run selected was a matrix item:
+under ``-n N`` that tells the next run it can do without xdist's workers
+(see :mod:`~pytest_envmatrix.distribution`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .files import write_whole
 from .runner import PlannedItem
 
 # Bump when the layout of a plan file changes: older ones are then ignored.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 _HEX_KEY = re.compile("[0-9a-f]{64}")  # a Recipe.key: it names a directory and a lock file
 
@@ -92,23 +96,38 @@ class PlanStore:
         digest = hashlib.sha256(json.dumps(invocation, sort_keys=True).encode()).hexdigest()[:16]
         self.path = cache_root / "plans" / f"{digest}.json"
 
-    def load(self) -> list[PlannedGroup]:
-        """The recorded plan; empty when there is none, it cannot be read, or anything in it is not as :meth:`save` writes it."""
+    def _read(self) -> dict | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deep to parse
-            return []
+            return None
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION or not isinstance(data.get("groups"), list):
+            return None
+        return data
+
+    def load(self) -> list[PlannedGroup]:
+        """The recorded plan; empty when there is none, it cannot be read, or anything in it is not as :meth:`save` writes it."""
+        data = self._read()
+        if data is None:
             return []
         groups = [_group(entry) for entry in data["groups"]]
         if any(group is None for group in groups):
             return []
         return groups
 
-    def save(self, groups: list[PlannedGroup]) -> None:
-        """Record ``groups`` for the next run; a cache that cannot be written only loses the head start."""
+    def matrix_only(self) -> bool:
+        """Whether the last run selected items and all of them were matrix items; False when unknown."""
+        data = self._read()
+        return data is not None and data.get("matrix_only") is True
+
+    def save(self, groups: list[PlannedGroup], matrix_only: bool) -> None:
+        """Record ``groups`` for the next run; a cache that cannot be written only loses the head start.
+
+        ``matrix_only``: the run selected items, and every one was a matrix item.
+        """
         data = {
             "format": FORMAT_VERSION,
+            "matrix_only": matrix_only,
             "groups": [
                 {
                     "label": group.label,

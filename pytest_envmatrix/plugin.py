@@ -24,6 +24,7 @@ from .ci import CiRun
 from .envcache import EnvCache
 from .items import COMBINATION_ARG, PROBLEM_KEY, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
+from .plan import PlanStore
 from .recipe import detect_project, project_dependencies
 from .report import MatrixReport
 from .session import EnvMatrixSession
@@ -68,7 +69,13 @@ def pytest_configure(config: pytest.Config) -> None:
             settings = dataclasses.replace(settings, jobs=distribution.suite_jobs(config, settings.jobs))
             config.stash[SETTINGS_KEY] = settings
         elif distribution.distributes(config) and not distribution.is_worker(config):
-            config.pluginmanager.register(distribution.EnvironmentGroups(), "envmatrix-xdist-groups")
+            plans = PlanStore(settings.cache_dir, config)
+            jobs = distribution.matrix_only_jobs(config, settings.jobs, plans)
+            if jobs is not None:
+                settings = dataclasses.replace(settings, jobs=jobs)
+                config.stash[SETTINGS_KEY] = settings
+            else:
+                config.pluginmanager.register(distribution.EnvironmentGroups(plans), "envmatrix-xdist-groups")
         report = MatrixReport(config, settings.report)
         try:
             project = detect_project(config.rootpath, settings.project, settings.project_build)

@@ -800,7 +800,8 @@ class EnvMatrixSession:
                     PlannedGroup(group.spec.label, group.recipe.key, tuple(_planned(item) for item in group.items))
                     for group in self.groups.values()
                     if group.env is not None and group.recipe is not None
-                ]
+                ],
+                matrix_only=bool(self._items) and all(combination_of(item) is not None for item in self._items),
             )
 
     def _print_matrix(self) -> None:

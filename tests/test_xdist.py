@@ -1,4 +1,5 @@
-"""``pytest -n N``: one child per environment per worker with markers, N children at once with a suite-wide matrix.
+"""``pytest -n N``: one child per environment per worker with markers, N children at once with a suite-wide matrix
+or with markers when the last run had only matrix items.
 
 Each test project has a conftest that records every pytest process that
 starts inside an environment of the matrix (a child), so the tests count
@@ -8,6 +9,7 @@ children, not guess them from timings.
 from __future__ import annotations
 
 import re
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -131,6 +133,83 @@ def test_markers_under_n_run_each_environment_in_one_child(recorded, tmp_path):
     # the ids are the same as without -n: no xdist group suffix
     assert "]@" not in spread.stdout.str()
     assert outcomes(spread_xml) == outcomes(plain_xml)
+    # that run had a test outside the matrix: the next one starts workers again
+    again = matrix.run("-v", "-n", "2", subprocess=True)
+    again.assert_outcomes(passed=17, failed=8)
+    assert "no xdist workers" not in again.stdout.str()
+    again.stdout.fnmatch_lines(["[[]gw?[]] *PASSED test_unmarked.py::test_plain*"])
+
+
+def run_again(matrix, tmp_path: Path, *args: str) -> pytest.RunResult:
+    """A pytest subprocess whose command line is the same each time: a plan is kept per command line, and
+    pytester's own subprocess runs each add a ``--basetemp`` of their own."""
+    return matrix.pytester.run(
+        sys.executable, "-m", "pytest", *matrix.options(), f"--basetemp={tmp_path / 'basetemp'}", *args, timeout=600
+    )
+
+
+NO_WORKERS = "envmatrix: -n 2 and the last run with these options ran only matrix items: no xdist workers; up to 2 environments' children run at once*"
+
+
+def test_markers_under_n_with_only_matrix_items_start_no_worker_from_the_second_run(recorded, tmp_path):
+    matrix, record = recorded
+    matrix.pytester.makepyfile(test_marked=MARKED)
+    plain_xml, spread_xml = tmp_path / "plain.xml", tmp_path / "spread.xml"
+    matrix.run("-v", f"--junitxml={plain_xml}", subprocess=True).assert_outcomes(passed=16, failed=8)
+    record.unlink()
+    spread_options = ("-v", "-n", "2", f"--junitxml={spread_xml}")  # the same command line each time: one plan
+
+    # the first run under -n cannot know its items before its workers collect: xdist as usual
+    first = run_again(matrix, tmp_path, *spread_options)
+    first.assert_outcomes(passed=16, failed=8)
+    assert "[gw" in first.stdout.str() and "no xdist workers" not in first.stdout.str()
+    assert len(children(record, matrix.cache)) == 3
+    record.unlink()
+
+    # it found only matrix items: the next runs collect here and run the environments two at a time
+    for _ in ("second", "third"):
+        spread = run_again(matrix, tmp_path, *spread_options)
+        spread.assert_outcomes(passed=16, failed=8)
+        spread.stdout.fnmatch_lines([NO_WORKERS])
+        assert "[gw" not in spread.stdout.str() and "bringing up nodes" not in spread.stdout.str()
+        assert sorted(children(record, matrix.cache)) == sorted(set(children(record, matrix.cache)))
+        assert len(children(record, matrix.cache)) == 3
+        assert outcomes(spread_xml) == outcomes(plain_xml)
+        record.unlink()
+    # the third started its children from the second's plan, while it collected
+    spread.stdout.fnmatch_lines(["*(3 started during collection)*"])
+
+
+def test_a_test_outside_the_matrix_added_since_runs_here_and_brings_the_workers_back(recorded, tmp_path):
+    matrix, record = recorded
+    matrix.pytester.makepyfile(test_marked=MARKED)
+    run_again(matrix, tmp_path, "-v", "-n", "2").assert_outcomes(passed=16, failed=8)
+    matrix.pytester.makepyfile(test_unmarked="def test_plain():\n    pass\n")
+
+    here = run_again(matrix, tmp_path, "-v", "-n", "2")
+    here.assert_outcomes(passed=17, failed=8)
+    # the new test ran, in this process: no worker started
+    here.stdout.fnmatch_lines([NO_WORKERS, "test_unmarked.py::test_plain PASSED*"])
+    assert "[gw" not in here.stdout.str()
+
+    back = run_again(matrix, tmp_path, "-v", "-n", "2")
+    back.assert_outcomes(passed=17, failed=8)
+    assert "no xdist workers" not in back.stdout.str()
+    back.stdout.fnmatch_lines(["[[]gw?[]] *PASSED test_unmarked.py::test_plain*"])  # in a worker again
+
+
+def test_without_workers_markers_under_n_keep_k_and_x(recorded, tmp_path):
+    matrix, record = recorded
+    matrix.pytester.makepyfile(test_marked=MARKED)
+    for options in (("-k", "not 2.0"), ("-x", "-p", "no:randomly")):
+        run_again(matrix, tmp_path, "-n", "2", *options)  # leaves the plan for these options
+    selected = run_again(matrix, tmp_path, "-n", "2", "-k", "not 2.0")
+    selected.stdout.fnmatch_lines([NO_WORKERS, "*24 items / 8 deselected / 16 selected*"])
+    selected.assert_outcomes(passed=8, failed=8)
+    stopped = run_again(matrix, tmp_path, "-n", "2", "-x", "-p", "no:randomly")
+    stopped.stdout.fnmatch_lines([NO_WORKERS])
+    assert stopped.ret == 1
+    assert stopped.parseoutcomes().get("failed") == 1, stopped.stdout.str()
 
 
 class FakeNode:
