@@ -37,6 +37,10 @@ import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sections  # noqa: E402  (bench/sections.py: each benchmark's part of docs/performance.md)
+
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / ".work" / "xdist"
 START, END = "<!-- xdist -->", "<!-- /xdist -->"
@@ -232,13 +236,7 @@ def render(figures: dict, runs: int) -> str:
 
 
 def write_section(output: Path, section: str) -> None:
-    text = output.read_text(encoding="utf-8") if output.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.write_text(text, encoding="utf-8")
+    sections.write_section(output, section, START, END)
 
 
 def main(argv: list[str] | None = None) -> int:

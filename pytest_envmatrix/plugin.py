@@ -83,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 settings.index, settings.installer.name, settings.cache_dir, settings.versions_ttl, settings.refresh,
                 settings.pre, project_dependencies(project),
             )
-            session = EnvMatrixSession(config, settings, report.tally, resolver)
+            session = EnvMatrixSession(config, settings, report.tally, project, resolver)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(report, "envmatrix-report")

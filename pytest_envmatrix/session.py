@@ -41,7 +41,7 @@ from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlanStore
 from .processes import kill_group
 from .compiled import source_tree_shadowing
-from .recipe import Recipe, detect_project
+from .recipe import Project, Recipe
 from .report import COMBINATION_PROPERTY, Tally, item_properties
 from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
 from .settings import Settings
@@ -164,7 +164,12 @@ class EarlyRun:
 
 class EnvMatrixSession:
     def __init__(
-        self, config: pytest.Config, settings: Settings, tally: Tally, resolver: versions.Resolver | None = None
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        tally: Tally,
+        project: Project | None,
+        resolver: versions.Resolver | None = None,
     ) -> None:
         """``tally``: where the facts about environments go, for the reports (see :mod:`~pytest_envmatrix.report`);
         ``resolver``: turns version selectors into versions."""
@@ -177,7 +182,7 @@ class EnvMatrixSession:
         self.finder = InterpreterFinder()
         self.groups: dict[EnvSpec, EnvGroup] = {}
         self.unexpanded: dict[str, pytest.TestReport] = {}  # node id → the report of an item that cannot run here
-        self.project = detect_project(config.rootpath, settings.project, settings.project_build)
+        self.project = project  # found once, by the plugin: a compiled project's sources are read to key it
         self.plans = PlanStore(settings.cache_dir, config)
         self._early: list[EarlyRun] = []
         self._ran = False  # this process ran the matrix (not only listed or collected it)

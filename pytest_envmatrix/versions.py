@@ -413,6 +413,7 @@ class Resolver:
     project_requirements: Sequence[str] | None = None  # the project's [project].dependencies; None: no project
     target_of: object = None  # python request → Target (the session's interpreter discovery); None: the running one
     resolved: dict[tuple[str, str, str | None], list[str]] = field(default_factory=dict)
+    _failed: dict[tuple[str, str, str | None], str] = field(default_factory=dict)  # key → why it could not be resolved
 
     def resolve_matrix(self, matrix: Matrix) -> dict[tuple[str, str, str | None], list[str]]:
         """The versions of each of the matrix's selectors; VersionLookupError names the first that fails."""
@@ -423,12 +424,15 @@ class Resolver:
 
     def resolve(self, package: str, text: str, python: str | None = None) -> list[str]:
         key = (canonicalize_name(package), text, python)
+        if key in self._failed:  # asked once per run: an unreachable index costs its time limit once
+            raise VersionLookupError(self._failed[key])
         if key not in self.resolved:
             target = self.target_of(python) if callable(self.target_of) else Target.running()
             try:
                 versions = self._resolve(key[0], text, target)
             except VersionLookupError as exc:
-                raise VersionLookupError(f"{key[0]} {text!r}: {exc}") from None
+                self._failed[key] = f"{key[0]} {text!r}: {exc}"
+                raise VersionLookupError(self._failed[key]) from None
             self.resolved[key] = [str(v) for v in versions]
         return self.resolved[key]
 
