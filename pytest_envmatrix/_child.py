@@ -407,6 +407,57 @@ def _closest_first(item):
     return marks
 
 
+def marks_text(item):
+    """A test's envmatrix markers as text: the parent records it (recorded.py), a child compares it."""
+    marks = [[_plain(list(mark.args)), _plain(dict(mark.kwargs))] for mark in _closest_first(item)]
+    try:
+        return json.dumps(marks, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(marks)  # never what the parent recorded: the parent records plain data only
+
+
+def _stale_modules(items, recorded):
+    """The modules the parent made from its record that collect otherwise here: module → what differs.
+
+    ``recorded``: module → what the parent's record says of it (``ModuleRecord.check``).
+    """
+    found = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module in recorded:
+            found.setdefault(module, []).append(item)
+    stale = {}
+    for module, check in recorded.items():
+        if module not in found:
+            continue  # not collected here (an import error, a skip): the parent hears of that as such
+        definitions, ids = {}, set()
+        for item in found[module]:
+            original = getattr(item, "originalname", None)
+            definitions.setdefault(f"{item.parent.nodeid}::{original}" if original else item.nodeid, item)
+            callspec = getattr(item, "callspec", None)
+            if callspec is not None and "envmatrix_combination" in callspec.params:
+                ids.add(item.nodeid)
+        problems = []
+        added = sorted(set(definitions) - set(check["marks"]))
+        gone = sorted(set(check["marks"]) - set(definitions))
+        changed = sorted(d for d in definitions if d in check["marks"] and marks_text(definitions[d]) != check["marks"][d])
+        if added:
+            problems.append("tests it did not have: " + _some(added))
+        if gone:
+            problems.append("tests it no longer has: " + _some(gone))
+        if changed:
+            problems.append("other envmatrix markers on " + _some(changed))
+        if not (added or gone or changed) and ids != set(check["ids"]):
+            problems.append("other node ids: " + _some(sorted(ids ^ set(check["ids"]))))
+        if problems:
+            stale[module] = "; ".join(problems)
+    return stale
+
+
+def _some(names):
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 class ChildPlugin:
     def __init__(self, plan):
         collect_as = plan.get("collect_as", {})
@@ -421,6 +472,8 @@ class ChildPlugin:
         # a whole combination: every test function of the paths runs in it (the suite-wide matrix)
         self.suite = plan.get("suite")
         self.selection_fd = plan.get("selection_fd")
+        # modules the parent made from its record of the last run, and what to compare (see recorded.py)
+        self.recorded = plan.get("recorded", {})
 
     def _send(self, event, **data):
         if os.getpid() != self.pid:
@@ -485,8 +538,11 @@ class ChildPlugin:
         if self.suite is not None:
             self._describe(items)
             self.wanted = {self.collected_as.get(nodeid, nodeid) for nodeid in self._selection()}
-        keep = [item for item in items if item.nodeid in self.wanted]
-        drop = [item for item in items if item.nodeid not in self.wanted]
+        stale = _stale_modules(items, self.recorded) if self.recorded else {}
+        if stale:
+            self._send("stale", modules=stale)
+        keep = [item for item in items if item.nodeid in self.wanted and item.nodeid.split("::", 1)[0] not in stale]
+        drop = [item for item in items if item.nodeid not in self.wanted or item.nodeid.split("::", 1)[0] in stale]
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -14,7 +14,9 @@ Plans live in the environment cache (``plans/``), one per project and
 command line, so ``pytest --envmatrix`` and ``pytest --envmatrix -k slow``
 each remember their own.
 
-A plan also records whether every item the run selected was a matrix item:
+A plan also keeps a record of each test module whose items were all matrix
+items, so that the next run can do without importing it (see
+:mod:`~pytest_envmatrix.recorded`), and whether every item the run selected was a matrix item:
 under ``-n N`` that tells the next run it can do without xdist's workers
 (see :mod:`~pytest_envmatrix.distribution`).
 """
@@ -34,7 +36,7 @@ from .files import write_whole
 from .runner import PlannedItem
 
 # Bump when the layout of a plan file changes: older ones are then ignored.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 _HEX_KEY = re.compile("[0-9a-f]{64}")  # a Recipe.key: it names a directory and a lock file
 
@@ -97,6 +99,11 @@ class PlanStore:
         self.path = cache_root / "plans" / f"{digest}.json"
 
     def _read(self) -> dict | None:
+        if not hasattr(self, "_data"):
+            self._data = self._read_file()  # once: the plan is read for the early start, the records and xdist
+        return self._data
+
+    def _read_file(self) -> dict | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deep to parse
@@ -120,14 +127,21 @@ class PlanStore:
         data = self._read()
         return data is not None and data.get("matrix_only") is True
 
-    def save(self, groups: list[PlannedGroup], matrix_only: bool) -> None:
+    def modules(self) -> object:
+        """The records of test modules, as :meth:`save` wrote them (:func:`.recorded.load` reads them)."""
+        data = self._read()
+        return None if data is None else data.get("modules")
+
+    def save(self, groups: list[PlannedGroup], matrix_only: bool, modules: dict | None = None) -> None:
         """Record ``groups`` for the next run; a cache that cannot be written only loses the head start.
 
         ``matrix_only``: the run selected items, and every one was a matrix item.
+        ``modules``: the records of test modules (see :mod:`~pytest_envmatrix.recorded`).
         """
         data = {
             "format": FORMAT_VERSION,
             "matrix_only": matrix_only,
+            "modules": modules or {},
             "groups": [
                 {
                     "label": group.label,
@@ -138,3 +152,4 @@ class PlanStore:
             ],
         }
         write_whole(self.path, json.dumps(data), best_effort=True)
+        self.__dict__.pop("_data", None)

@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from . import bisect, distribution, versions
+from . import distribution, versions
 from .ci import CiRun
 from .envcache import EnvCache
 from .items import COMBINATION_ARG, PROBLEM_KEY, expand_items
@@ -90,6 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(session, "envmatrix-session")
         config.pluginmanager.register(CiRun(config, settings, resolver), "envmatrix-ci")
     if config.option.envmatrix_probe_report:
+        from . import bisect
+
         config.pluginmanager.register(bisect.ProbeRecorder(config.option.envmatrix_probe_report), "envmatrix-probe")
 
 
@@ -101,6 +103,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_cmdline_main(config: pytest.Config):
     """``--envmatrix-prune`` and ``--envmatrix-bisect`` are commands of their own: they run and exit."""
     if config.option.envmatrix_bisect and not config.option.envmatrix_probe:  # a probe is never a bisect (PYTEST_ADDOPTS)
+        from . import bisect  # here: only a bisect needs it
+
         return bisect.main(config)
     if not config.option.envmatrix_prune:
         return None
@@ -135,7 +139,7 @@ def closest_first(definition: pytest.Item) -> list[pytest.Mark]:
     return marks
 
 
-def _combinations(config: pytest.Config, marks: list[pytest.Mark], where: str, unresolved: list | None = None) -> list:
+def marker_combinations(config: pytest.Config, marks: list[pytest.Mark], where: str, unresolved: list | None = None) -> list:
     """The combinations of a test's markers, its version selectors resolved (with ``--envmatrix``).
 
     When a selector cannot be resolved, its reason is appended to
@@ -179,7 +183,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[SETTINGS_KEY]
     unresolved: list[str] = []
     try:
-        combinations = _combinations(metafunc.config, marks, where=metafunc.definition.nodeid, unresolved=unresolved)
+        combinations = marker_combinations(metafunc.config, marks, where=metafunc.definition.nodeid, unresolved=unresolved)
     except MarkerError as exc:
         raise pytest.Collector.CollectError(str(exc)) from None
     if settings.expands:
@@ -208,7 +212,7 @@ def pytest_make_collect_report(collector: pytest.Collector):
     try:
         report.result = expand_items(
             report.result,
-            lambda item: _combinations(config, closest_first(item), where=item.nodeid),
+            lambda item: marker_combinations(config, closest_first(item), where=item.nodeid),
             config.stash[SETTINGS_KEY].expands,
         )
     except MarkerError as exc:

@@ -55,6 +55,7 @@ class ChildOutcome:
     failed: bool = False  # it sent a failed report (test or collection)
     unexpected: list[str] = field(default_factory=list)  # node ids it reported that nobody asked for
     foreign: list[str] = field(default_factory=list)  # requirements the child found unmet in its environment
+    stale: dict = field(default_factory=dict)  # module made from a record → how it collects otherwise (see recorded.py)
     described: list[dict] | None = None  # a suite child's description of the items it collected
     collect_skips: list = field(default_factory=list)  # a suite child's skipped CollectReports (module-level skips)
     forked: dict = field(default_factory=dict)  # pid of a forked copy that ran pytest on → [(nodeid, outcome)]
@@ -197,12 +198,17 @@ def run_child(
     running: set | None = None,
     stopping: Callable[[], bool] | None = None,
     threads: int | None = None,
+    recorded: dict | None = None,
 ) -> ChildOutcome:
-    """Run ``items`` in one child process in ``env``; see :class:`Child` and :meth:`Child.finish`."""
+    """Run ``items`` in one child process in ``env``; see :class:`Child` and :meth:`Child.finish`.
+
+    ``recorded``: the modules among them made from a record, and what the child compares (see :mod:`.recorded`).
+    """
     plan = {
         "nodeids": [item.nodeid for item in items],
         "combinations": {i.definition: {"id": i.combination_id, "values": i.values} for i in items if not i.collect_as},
         "collect_as": {i.nodeid: i.collect_as for i in items if i.collect_as},
+        "recorded": recorded or {},
     }
     paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
     child = Child(config, env, plan, paths, workdir, basetemp, cwd_on_sys_path, running, threads)
@@ -445,6 +451,8 @@ class _Reading:
             self.outcome.exitstatus = event["exitstatus"]
         elif kind == "foreign":
             self.outcome.foreign = list(event["problems"])
+        elif kind == "stale":
+            self.outcome.stale = dict(event["modules"])
         return False
 
     def _add(self, report) -> None:

@@ -26,10 +26,11 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from . import distributions, suite, upgrade, verdict, versions
+from . import distributions, recorded, suite, verdict, versions
 from .ci import suite_combinations
 from .disk import footprint
 from .distribution import child_nodeid, distributes, is_worker, publish_groups, queued_items, sends_whole_environments
@@ -45,6 +46,9 @@ from .recipe import Project, Recipe
 from .report import COMBINATION_PROPERTY, Tally, item_properties
 from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from . import upgrade
 
 _CWD_ON_SYS_PATH = python_sees_cwd()
 
@@ -184,6 +188,7 @@ class EnvMatrixSession:
         self.unexpanded: dict[str, pytest.TestReport] = {}  # node id → the report of an item that cannot run here
         self.project = project  # found once, by the plugin: a compiled project's sources are read to key it
         self.plans = PlanStore(settings.cache_dir, config)
+        self.records = recorded.Records(config, recorded.load(self.plans.modules()), enabled=self._records_apply())
         self._early: list[EarlyRun] = []
         self._ran = False  # this process ran the matrix (not only listed or collected it)
         self._basetemp_path: Path | None = None
@@ -197,12 +202,33 @@ class EnvMatrixSession:
         self.tally = tally
         self.upgrade: upgrade.UpgradeCheck | None = None
         if settings.upgrade and settings.enabled:
+            from . import upgrade  # only here: most runs never check an upgrade
+
             self.upgrade = upgrade.UpgradeCheck(settings.upgrade, settings.deps, self.project, settings.index, find_uv() or "uv")
             config.pluginmanager.register(self.upgrade, "envmatrix-upgrade")
         self._frozen = False
         # cleanups run last registered first: registered here, during our pytest_configure, which
         # runs before pytest's own plugins', this runs after pytest's garbage collections
         config.add_cleanup(self._unfreeze)
+
+    def _records_apply(self) -> bool:
+        """Whether test modules may be made from their records (see :mod:`~pytest_envmatrix.recorded`).
+
+        Not where someone looks at the collection itself (``--collect-only``,
+        ``--fixtures-per-test``), where collection is xdist's, nor where the
+        module is imported anyway (``--doctest-modules``).
+        """
+        option = self.config.option
+        return (
+            self.settings.expands
+            and not self.settings.suite_wide
+            and not self.settings.rebuild
+            and not option.collectonly
+            and not getattr(option, "show_fixtures_per_test", False)
+            and not getattr(option, "doctestmodules", False)
+            and not is_worker(self.config)
+            and not distributes(self.config)
+        )
 
     # ---- starting early
 
@@ -278,6 +304,28 @@ class EnvMatrixSession:
         return self._executor
 
     # ---- collection
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector):
+        """A test module known from the last run, unchanged since: its items from its record, not its import."""
+        if not self.records.enabled:
+            return None
+        return self.records.make_module(module_path, parent, self._marker_combinations)
+
+    def _marker_combinations(self, marks: list, where: str) -> list[Combination] | None:
+        from .plugin import marker_combinations  # the plugin imports this module
+
+        unresolved: list[str] = []
+        combinations = marker_combinations(self.config, marks, where, unresolved)
+        return None if unresolved else combinations
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self.records.collectreport(report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Before -k, -m and --lf choose: every item collected, for the records of the next run."""
+        self.records.collected(items)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session):
@@ -719,7 +767,7 @@ class EnvMatrixSession:
     def _child(self, env: BuiltEnv, items, name: str, results: GroupResults, running: set, stopping=None) -> ChildOutcome:
         started = time.monotonic()
         try:
-            return run_child(
+            outcome = run_child(
                 self.config,
                 env,
                 items,
@@ -732,9 +780,13 @@ class EnvMatrixSession:
                 running=running,
                 stopping=stopping or self._stopping.is_set,
                 threads=self._threads_per_child(),
+                recorded=self.records.checks(items),
             )
         finally:
             self.tally.ran(env.key, time.monotonic() - started)
+        if outcome.stale:
+            self.records.drop(outcome.stale)
+        return outcome
 
     def _threads_per_child(self) -> int:
         """Each child's share of the CPUs: children run ``jobs`` at once, or one per environment if fewer;
@@ -807,6 +859,7 @@ class EnvMatrixSession:
                     if group.env is not None and group.recipe is not None
                 ],
                 matrix_only=bool(self._items) and all(combination_of(item) is not None for item in self._items),
+                modules=self.records.to_save() if self.records.enabled else {},
             )
 
     def _print_matrix(self) -> None:

@@ -113,6 +113,12 @@ def _missing_report(nodeid: str, item: pytest.Item, outcome: ChildOutcome, conte
             + " (if something changed the environment, --envmatrix-rebuild rebuilds it)"
         )
         return error(item, why)
+    stale = outcome.stale.get(nodeid.split("::", 1)[0])
+    if stale is not None:
+        return error(item, (
+            f"envmatrix: {nodeid.split('::', 1)[0]} no longer collects as the last run recorded it ({stale}); this run "
+            f"made its tests from that record, so it did not run them in {label}. The record is dropped: run again"
+        ))
     if outcome.timed_out:
         why = f"timed out after {context.timeout:g} s in {label}, before this test started"
     elif outcome.collect_errors:

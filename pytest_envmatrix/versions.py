@@ -35,9 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.error import HTTPError
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
-from urllib.request import Request, url2pathname, urlopen
 
 from packaging import tags
 from packaging.requirements import InvalidRequirement, Requirement
@@ -217,6 +215,11 @@ def fetch_files(url: str, timeout: float = LOOKUP_TIMEOUT) -> list[OfferedFile]:
     basic authentication. Raises OSError (URLError, a timeout) when the
     index cannot be reached.
     """
+    # imported here, not at the top: urllib.request brings ssl, http and email, a sixth of what importing
+    # the plugin costs, and a run whose selectors the cache answers never asks an index
+    from urllib.error import HTTPError
+    from urllib.request import Request, urlopen
+
     parts = urlsplit(url)
     headers = {"Accept": _ACCEPT, "User-Agent": "pytest-envmatrix"}
     if parts.username is not None:
@@ -360,6 +363,8 @@ class ReleaseFinder:
 
 def _local_path(link: str) -> Path:
     if link.startswith("file:"):
+        from urllib.request import url2pathname
+
         return Path(url2pathname(urlsplit(link).path))
     return Path(link)
 
