@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import _pytest.mark as _pytest_mark
 import pytest
 
 from ._child import _closest_first, _keywords, _plain, _plain_kwargs
@@ -205,10 +206,19 @@ class RecordedItem(SuiteItem):
     def __getattr__(self, name: str):
         if name not in _REAL_ONLY:
             raise AttributeError(name)
+        if name == "function" and _asked_by_keyword_matcher():
+            # pytest's -k asks every item for it, for the names set on the function: the record holds those
+            return None
         real = self.parent.real_items().get(self.nodeid)
         if real is None:
             raise AttributeError(f"{name}: {self.nodeid} is no longer collected from {self.path}")
         return getattr(real, name)
+
+
+def _asked_by_keyword_matcher() -> bool:
+    """Whether the caller of ``__getattr__`` is pytest's -k matcher (any other caller gets the real function)."""
+    matcher = getattr(getattr(_pytest_mark, "KeywordMatcher", None), "from_item", None)
+    return matcher is not None and sys._getframe(2).f_code is getattr(matcher, "__code__", None)
 
 
 class Records:

@@ -103,9 +103,17 @@ class GroupResults:
 
     def take(self, nodeid: str, abandon=None) -> tuple[list, list] | None:
         """The item's reports and the warnings it raised, once they are there; None once ``abandon()``."""
-        with self._cond:
+        self._cond.acquire()
+        try:
             self._cond.wait_for(lambda: nodeid in self._ready or (abandon is not None and abandon()))
             return self._ready.pop(nodeid, None)
+        finally:
+            try:
+                self._cond.release()
+            except RuntimeError:
+                # Ctrl-C can land inside wait() after it released the lock and before it took it
+                # back: the KeyboardInterrupt on its way out is what matters, not this release
+                pass
 
     def take_ready(self) -> dict[str, tuple[list, list]]:
         """Every item's reports that are there and not taken yet."""
@@ -215,8 +223,10 @@ class EnvMatrixSession:
         """Whether test modules may be made from their records (see :mod:`~pytest_envmatrix.recorded`).
 
         Not where someone looks at the collection itself (``--collect-only``,
-        ``--fixtures-per-test``), where collection is xdist's, nor where the
-        module is imported anyway (``--doctest-modules``).
+        ``--fixtures-per-test``), where collection is xdist's, where the
+        module is imported anyway (``--doctest-modules``), nor under ``--lf``,
+        which collects a module's failed tests only: a record made then would
+        lack the others once the failures are fixed.
         """
         option = self.config.option
         return (
@@ -226,6 +236,7 @@ class EnvMatrixSession:
             and not option.collectonly
             and not getattr(option, "show_fixtures_per_test", False)
             and not getattr(option, "doctestmodules", False)
+            and not getattr(option, "lf", False)
             and not is_worker(self.config)
             and not distributes(self.config)
         )
