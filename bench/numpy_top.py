@@ -116,7 +116,11 @@ def ensure_parent_with_numpy(paths: Paths) -> list[str]:
 
 
 def ensure_floor(paths: Paths) -> list[Path]:
-    """One uv venv per numpy version with the benchmark's pytest: what pytest-envmatrix builds, made by hand."""
+    """One uv venv per numpy version with the benchmark's pytest: what pytest-envmatrix builds, made by hand.
+
+    Byte-compiled, as pytest-envmatrix's environments are: with PYTHONDONTWRITEBYTECODE=1 a venv
+    without bytecode would compile numpy on every run, which is no floor.
+    """
     pythons = []
     env = bench.bench_env()
     for version in NUMPY_VERSIONS:
@@ -124,9 +128,21 @@ def ensure_floor(paths: Paths) -> list[Path]:
         python = bench.venv_python(venv)
         if not python.exists():
             bench.sh([bench.UV, "venv", "--python", bench.BASE_PYTHON, venv], env, paths.work, f"numpy-top-floor-{version}")
-            bench.sh([bench.UV, "pip", "install", "--python", python, f"numpy=={version}", bench.PYTEST_PIN], env, paths.work, f"numpy-top-floor-{version}")
+            bench.sh([bench.UV, "pip", "install", "--compile-bytecode", "--python", python, f"numpy=={version}", bench.PYTEST_PIN], env, paths.work, f"numpy-top-floor-{version}")
+        compile_bytecode(python, venv)
         pythons.append(python)
     return pythons
+
+
+def compile_bytecode(python: Path, *folders: Path) -> None:
+    """Write the bytecode of every module in ``folders`` that lacks it (a no-op when all have it).
+
+    Run before each measurement: an editable install's modules, edited since
+    their bytecode was written, would otherwise be compiled on every run with
+    PYTHONDONTWRITEBYTECODE=1, which an installed release never is.
+    """
+    # not checked: a package may ship a file that is not meant to compile (a template), and compileall then fails
+    subprocess.run([str(python), "-m", "compileall", "-q", "-j0", *map(str, folders)], check=False, stdout=subprocess.DEVNULL)
 
 
 def envmatrix_way(name: str, parent: list[str], project: Path, paths: Paths, *extra: str, floor: str) -> Way:
@@ -206,6 +222,8 @@ def run_section(work: Path, rounds: int, output: Path, profile: bool, count: boo
     all_ways = ways(paths)
     bench.clean_bytecode(PROJECT)
     bench.clean_bytecode(paths.suite_project)
+    for parent in (bench.venv_python(paths.parent_numpy), bench.venv_python(bench.WORK / "parent")):
+        compile_bytecode(parent, bench.REPO / "pytest_envmatrix")
     try:
         for way in all_ways:  # builds the environments (unmeasured); the floor venvs exist already
             if way.parent_cpu:

@@ -40,8 +40,10 @@ def render(results: dict, names: list[str], floors: dict, targets: tuple[str, st
         "per-round ratios (each run against the floor measured beside it). CPU is user + system time of",
         "every process of the run; \"parent CPU\" is the parent pytest process's own (its threads included,",
         "its children not). CPU time moves much less with the machine's load than wall-clock time does.",
-        "PYTHONDONTWRITEBYTECODE=1 comes first: the environments (the floor's and pytest-envmatrix's) then",
-        "hold the bytecode earlier runs without it wrote, as they would on a machine that ever ran without it.",
+        "Every venv (the floor's, the parents', pytest-envmatrix's environments) holds the bytecode of what is",
+        "installed in it, as pip and pytest-envmatrix's builds write it; the bytecode modes differ in the test",
+        "modules and the module under test, whose bytecode (pytest's rewritten one for the tests) is written",
+        "only without PYTHONDONTWRITEBYTECODE, and is removed before the first mode.",
         f"Other processes kept a median of {statistics.median(foreign):.2f} CPUs (max {max(foreign):.2f}) of the machine's",
         f"{os.cpu_count()} busy during the counted runs: the wall-clock figures carry that noise.",
         "",
@@ -106,15 +108,14 @@ def _targets(results: dict, two_at_a_time: str, in_turn: str) -> list[str]:
 def _instructions(counts: list[tuple[str, str, int]]) -> list[str]:
     """The counts (key, label, instructions), then the marker-declared parent split into its pieces."""
     n = {key: count for key, _label, count in counts}
-    python, pytest_, plugin, numpy_, parent, floor = n["python"], n["pytest"], n["plugin"], n["numpy"], n["parent"], n["floor"]
+    python, pytest_, plugin, parent, floor = n["python"], n["pytest"], n["plugin"], n["parent"], n["floor"]
     packaging_share = (n["packaging"] - pytest_) / (plugin - pytest_)
     pieces = [
         ("start Python", python),
         ("import pytest", pytest_ - python),
         ("import pytest-envmatrix (packaging's requirement parser is {:.0%} of it)", plugin - pytest_),
-        ("import numpy and the module under test (collection imports the test modules)", numpy_ - python),
-        ("everything else: options, entry points, collection of 80 items, early start, replay, summary",
-         parent - (plugin - pytest_) - pytest_ - (numpy_ - python)),
+        ("everything else: options, entry points, 80 items made from the module records, early start, replay, summary",
+         parent - plugin),
     ]
     lines = [
         "### Where the marker-declared parent's time goes",
@@ -133,10 +134,12 @@ def _instructions(counts: list[tuple[str, str, int]]) -> list[str]:
         lines.append(f"| {label.format(packaging_share)} | {count / 1e6:,.0f} | {count / parent:.0%} |")
     lines += [
         "",
-        f"The parent executes {parent / floor:.2f}× the instructions of one floor environment's whole run",
+        f"The warm parent executes {parent / floor:.2f}× the instructions of one floor environment's whole run",
         "(`python -m pytest` in the numpy venv: start-up, numpy, collection and the 20 tests); the",
-        f"suite-wide parent, which imports no test module, {n['suite'] / floor:.2f}×. The parent's run",
-        f"phase costs little: `--collect-only` alone executes {n['collect'] / parent:.0%} of the whole run's instructions.",
+        f"suite-wide parent {n['suite'] / floor:.2f}×. Neither imports numpy or a test module: the",
+        "marker-declared parent makes its items from the last run's records of the test modules. A run",
+        f"that imports them (`--collect-only`, which never uses the records, or the first run after an edit) executes {n['collect'] / parent:.2f}×",
+        "the warm parent's instructions, before it has run anything.",
         "",
     ]
     return lines
