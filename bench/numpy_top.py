@@ -276,6 +276,9 @@ def count_instructions(paths: Paths) -> list[tuple[str, str, int]]:
         ("suite", "suite-wide: the parent pytest --envmatrix, --envmatrix-jobs=2", [without_numpy, "-m", "pytest", "--envmatrix", cache, "--envmatrix-jobs=2", axis, *bench.PYTEST_ARGS], paths.suite_project),
         ("floor", f"floor: python -m pytest in the numpy {PARENT_NUMPY} venv", [bench.venv_python(paths.floor / PARENT_NUMPY), "-m", "pytest", *bench.PYTEST_ARGS, "tests"], PROJECT),
     ]
+    for key, _label, cmd, cwd in steps:
+        if key in ("parent", "suite"):  # a command line's first run writes the plan and module records its warm runs use
+            bench.sh(cmd, env, cwd, f"instructions-warm-up-{key}")
     with ThreadPoolExecutor(max_workers=2) as pool:
         counts = list(pool.map(lambda step: instructions.count(step[2], env, step[3]), steps))
     return [(key, label, n) for (key, label, _cmd, _cwd), n in zip(steps, counts)]

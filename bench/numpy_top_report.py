@@ -30,7 +30,9 @@ def render(results: dict, names: list[str], floors: dict, targets: tuple[str, st
         "top; 20 tests for numpy 1.26.4 / 2.0.2 / 2.1.3 / 2.2.6; no project installed (the module is",
         "found through pytest's `pythonpath`); every environment already built. \"markers\": the tests",
         "carry `envmatrix(numpy=[...])` and the parent, whose venv has numpy 2.2.6 beside the plugin,",
-        "imports the test modules (so numpy and the module under test) while it collects. \"suite-wide\":",
+        "imported the test modules (so numpy and the module under test) to collect them on the command",
+        "line's first run; the warm runs measured make the items from that run's records of the modules",
+        "and import none of them (see 'Test modules the parent does not import' in how-it-works.md). \"suite-wide\":",
         "the same tests without markers, `--envmatrix-axis=numpy=1.26.4,2.0.2,2.1.3,2.2.6`, a parent",
         "without numpy that imports no test module. The floor: the same four uv venvs, `python -m pytest`",
         "in each, in turn (held against `--envmatrix-jobs=1`) or two at a time (against `--envmatrix-jobs=2`).",
@@ -184,8 +186,8 @@ FINDINGS = """\
   idle, and an unprivileged process cannot raise its priority again afterwards. With
   `--envmatrix-jobs=1` the parent collects on the CPU the single child leaves free already.
 - Work per item: the run phase (the early start, reading the children's events, replaying 80
-  items, the summary) costs little: `--collect-only` executes about as many instructions as
-  the whole run.
+  items, the summary) costs little: the whole warm run executes fewer instructions than
+  `--collect-only` alone, which imports the test modules.
 - A cost found on the way, outside the plugin: pytest deletes old numbered folders under
   `$TMPDIR/pytest-of-USER` when a run that asked for a temporary folder ends, and the parent
   asks for one (its children's base temporary folder); plain pytest on these tests does not.
@@ -193,12 +195,17 @@ FINDINGS = """\
   profile (py-spy, 6 runs) 13% of the parent's samples were `shutil.rmtree` of a 13,000-file
   folder another suite had left. The benchmark now gives every run a `TMPDIR` of its own in the work
   folder, so a run deletes only its own earlier folders, as on a user's machine.
-- What is left is the shape itself: with markers the parent must import the test modules to
-  collect them, so it imports numpy and the module under test as every child does, and costs
-  about one more environment's start-up and collection. The suite-wide matrix, whose parent
-  imports no test module, shows what removing that saves; giving marker-declared tests the same
-  collection inside the environments (the children describe, the parent builds its items from
-  the descriptions) is the change that would.
+- Test modules the parent does not import (`recorded.py`): with markers, the parent used to import
+  every test module to collect it, so it imported numpy and the module under test as every child
+  does, and cost about one more environment's start-up and collection (its CPU time was 0.38 s
+  here, markers and `--envmatrix-jobs=2` 1.59× the floor two at a time, PYTHONDONTWRITEBYTECODE
+  unset, on an idle machine). Now each run keeps a record of the modules whose items were all
+  matrix items, and the next run with the same command line makes their items from it while the
+  files their collection read are unchanged; each child checks the record against its own
+  collection. The warm parent above imports no test module and no numpy.
+- What is left is pytest's own start-up and the plugin's import, before the early children can
+  start, on one CPU while the other has nothing to do: the profile's start-up row. The children
+  themselves cost no more than the floor's `python -m pytest` (the CPU rows less the parent's).
 """
 FINDINGS = ["", *FINDINGS.splitlines(), ""]
 

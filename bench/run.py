@@ -738,6 +738,8 @@ def profile_parent(title: str, pytest_args: list[str], cwd: Path, target: Path) 
     """Profile the parent pytest of one warm run with pyinstrument: its main thread, where replay happens."""
     out = WORK / "profile.json"
     env = bench_env(True)
+    # once unprofiled: a command line's first run writes the plan and module records its warm runs use
+    sh([PARENT[0], "-m", "pytest", *pytest_args], env, cwd, "profile-warm-up")
     start = time.perf_counter()
     sh([PARENT[0], "-c", PROFILE_DRIVER, target, json.dumps(pytest_args), out], env, cwd, "profile")
     wall = time.perf_counter() - start

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -348,13 +349,15 @@ class Records:
         if self.config.inipath is not None:
             files.add(Path(self.config.inipath))
         root = self.config.rootpath
+        prefix = str(root).rstrip(os.sep) + os.sep
         for module in list(sys.modules.values()):
             file = getattr(module, "__file__", None)
-            if not file or not file.endswith(".py"):
+            # strings, not Paths: a thousand modules are imported by now, and Path.parents is slow
+            if not isinstance(file, str) or not file.endswith(".py") or not file.startswith(prefix):
                 continue
-            path = Path(file)
-            if root in path.parents and not ({"site-packages", "dist-packages"} & set(path.parts)):
-                files.add(path)
+            if f"{os.sep}site-packages{os.sep}" in file or f"{os.sep}dist-packages{os.sep}" in file:
+                continue
+            files.add(Path(file))
         for record in self.used.values():  # what the modules made from records imported when they were recorded
             files.update(Path(key) if Path(key).is_absolute() else root / key for key in record.inputs)
         out = {}
