@@ -218,3 +218,40 @@ def test_collect_only_shows_the_real_collection(fresh_matrix, module):
     result = fresh_matrix.run("--collect-only")
     assert module.parent_imported()
     result.stdout.fnmatch_lines(["*<Module test_mod.py>", "*<Function test_version[[]emx_demo-1.0[]]>"])
+
+
+def test_classes_and_parametrized_tests_are_made_from_the_record_as_collected(fresh_matrix, module):
+    module(
+        """
+import pytest
+
+pytestmark = pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_times(n, envmatrix_combination):
+    import emx_demo
+    assert emx_demo.answer() * n == int(envmatrix_combination["emx_demo"][0]) * n
+
+class TestDemo:
+    pytestmark = pytest.mark.envmatrix(emx_demo=["2.0", "3.0"])
+
+    def test_version(self, envmatrix_combination):
+        import emx_demo
+        assert emx_demo.__version__ == envmatrix_combination["emx_demo"]
+"""
+    )
+    first = fresh_matrix.run("-v", "-k", "TestDemo or times")
+    first.assert_outcomes(passed=6)
+    assert module.parent_imported()
+    again = fresh_matrix.run("-v", "-k", "TestDemo or times")
+    assert not module.parent_imported()
+    again.assert_outcomes(passed=6)
+    assert sorted(line.split(" ")[0] for line in again.outlines if " PASSED" in line) == sorted(
+        line.split(" ")[0] for line in first.outlines if " PASSED" in line
+    )
+    again.stdout.fnmatch_lines_random(
+        [
+            "test_mod.py::test_times[[]emx_demo-1.0-1[]] PASSED*",
+            "test_mod.py::TestDemo::test_version[[]emx_demo-3.0[]] PASSED*",
+        ]
+    )
