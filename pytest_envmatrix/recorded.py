@@ -75,7 +75,7 @@ class ItemRecord:
             return None
         nodeid, definition, combination_id, location, keywords, markers, fixturenames = data
         texts = (nodeid, definition, combination_id)
-        if not all(isinstance(t, str) for t in texts) or not isinstance(location, list) or len(location) != 3:
+        if not all(isinstance(t, str) for t in texts) or not _location(location):
             return None
         if not _strings(keywords) or not _strings(fixturenames) or not isinstance(markers, list):
             return None
@@ -104,7 +104,9 @@ class ModuleRecord:
         inputs, marks, items = data.get("inputs"), data.get("marks"), data.get("items")
         if not isinstance(inputs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in inputs.items()):
             return None
-        if not isinstance(marks, dict) or not isinstance(items, list) or not items:
+        if not isinstance(marks, dict) or not all(_marks(value) for value in marks.values()):
+            return None
+        if not isinstance(items, list) or not items:
             return None
         records = [ItemRecord.from_json(item) for item in items]
         if any(record is None for record in records):
@@ -126,6 +128,23 @@ class ModuleRecord:
 
 def _strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _location(value: object) -> bool:
+    """``[path, line or None, headline]``, as ``Item.location`` gives it."""
+    return (
+        isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+        and (value[1] is None or type(value[1]) is int) and isinstance(value[2], str)
+    )
+
+
+def _marks(value: object) -> bool:
+    """A test's markers as :func:`plain_marks` gives them: ``[[args, kwargs], ...]``."""
+    return isinstance(value, list) and all(
+        isinstance(mark, list) and len(mark) == 2 and isinstance(mark[0], list) and isinstance(mark[1], dict)
+        and all(isinstance(key, str) for key in mark[1])
+        for mark in value
+    )
 
 
 def _marks_text(marks: list) -> str:

@@ -138,6 +138,66 @@ def test_a_plan_of_the_wrong_shape_is_ignored(fresh_matrix, shape):
     assert json.loads(plan_file.read_text()) == plan  # written again for the next run
 
 
+ALL_MARKED = """
+import pytest
+
+@pytest.mark.envmatrix(emx_demo=["1.0"])
+def test_demo():
+    import emx_demo
+    assert emx_demo.answer() == 1
+
+@pytest.mark.envmatrix(emx_demo=["1.0"])
+def test_again():
+    import emx_demo
+    assert emx_demo.answer() == 1
+"""
+
+
+def _record(plan: dict, change) -> dict:
+    """``plan`` with ``change(record)`` in place of its one module record."""
+    ((path, record),) = plan["modules"].items()
+    return {**plan, "modules": {path: change(record)}}
+
+
+def _first_item(record: dict, change) -> dict:
+    return {**record, "items": [change(record["items"][0]), *record["items"][1:]]}
+
+
+BAD_RECORDS = {
+    "modules a list": lambda plan: {**plan, "modules": []},
+    "a record a list": lambda plan: _record(plan, lambda r: []),
+    "inputs null": lambda plan: _record(plan, lambda r: {**r, "inputs": None}),
+    "a digest a number": lambda plan: _record(plan, lambda r: {**r, "inputs": {k: 1 for k in r["inputs"]}}),
+    "items empty": lambda plan: _record(plan, lambda r: {**r, "items": []}),
+    "an item too short": lambda plan: _record(plan, lambda r: _first_item(r, lambda i: i[:3])),
+    "a location of numbers": lambda plan: _record(plan, lambda r: _first_item(r, lambda i: [*i[:3], [1, 2, 3], *i[4:]])),
+    "a line a string": lambda plan: _record(plan, lambda r: _first_item(r, lambda i: [*i[:3], [i[3][0], "7", i[3][2]], *i[4:]])),
+    "keywords a dict": lambda plan: _record(plan, lambda r: _first_item(r, lambda i: [*i[:4], {"a": 1}, *i[5:]])),
+    "a marker a string": lambda plan: _record(plan, lambda r: _first_item(r, lambda i: [*i[:5], ["slow"], *i[6:]])),
+    "marks a number": lambda plan: _record(plan, lambda r: {**r, "marks": {k: 5 for k in r["marks"]}}),
+    "a mark's keywords a list": lambda plan: _record(plan, lambda r: {**r, "marks": {k: [[[], []]] for k in r["marks"]}}),
+    "a mark of numbers": lambda plan: _record(plan, lambda r: {**r, "marks": {k: [[1, 2]] for k in r["marks"]}}),
+    "a test without marks": lambda plan: _record(plan, lambda r: {**r, "marks": {}}),
+    "a mark no envmatrix value": lambda plan: _record(plan, lambda r: {**r, "marks": {k: [[[5], {}]] for k in r["marks"]}}),
+}
+
+
+@pytest.mark.parametrize("shape", list(BAD_RECORDS))
+def test_a_module_record_of_the_wrong_shape_is_ignored(fresh_matrix, shape):
+    """The module is then collected as usual: imported, its items real ones."""
+    fresh_matrix.pytester.makepyfile(ALL_MARKED)
+    fresh_matrix.run().assert_outcomes(passed=2)
+    (plan_file,) = (fresh_matrix.cache / "plans").glob("*.json")
+    plan = json.loads(plan_file.read_text())
+    assert plan["modules"], "the module was recorded"
+    write_json(plan_file, BAD_RECORDS[shape](plan))
+
+    result = fresh_matrix.run()
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=2)
+    assert json.loads(plan_file.read_text())["modules"] == plan["modules"]  # recorded again for the next run
+
+
 TWO_ENVS = """
 import pytest
 
