@@ -162,6 +162,8 @@ class EarlyRun:
     procs: set = field(default_factory=set)  # its child process, while it runs
     decided: threading.Event = field(default_factory=threading.Event)
     group: EnvGroup | None = None  # set before ``decided``: the group that takes it over, or None
+    # the modules it compares with their records (see recorded.py): collection must have used those records
+    checked: frozenset = frozenset()
 
     def decide(self, group: EnvGroup | None) -> None:
         self.group = group
@@ -198,6 +200,7 @@ class EnvMatrixSession:
         self.plans = PlanStore(settings.cache_dir, config)
         self.records = recorded.Records(config, recorded.load(self.plans.modules()), enabled=self._records_apply())
         self._early: list[EarlyRun] = []
+        self._early_lock = threading.Lock()
         self._ran = False  # this process ran the matrix (not only listed or collected it)
         self._basetemp_path: Path | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -273,10 +276,14 @@ class EnvMatrixSession:
         if not early.rejected():
             try:
                 with self._run_slots:
-                    if not early.rejected():  # collection may have decided while this waited for a slot
+                    with self._early_lock:  # the records it checks and the decision to keep it agree
+                        go = not early.rejected()  # collection may have decided while this waited for a slot
+                        checks = self.records.checks(early.planned.items) if go else {}
+                        early.checked = frozenset(checks)
+                    if go:
                         outcome = self._child(
                             early.env, early.planned.items, f"early{early.index}", early.results, early.procs,
-                            stopping=lambda: self._stopping.is_set() or early.rejected(),
+                            stopping=lambda: self._stopping.is_set() or early.rejected(), recorded=checks,
                         )
             except Exception:
                 outcome = None  # the group, if it takes this over, runs its child afresh
@@ -287,6 +294,10 @@ class EnvMatrixSession:
 
     def _adopt_early(self) -> None:
         """Give each group the early child that runs only its items, in its environment; end the others."""
+        with self._early_lock:
+            self._adopt_early_locked()
+
+    def _adopt_early_locked(self) -> None:
         candidates = {early.planned.label: early for early in self._early if not early.decided.is_set()}
         for group in self.groups.values():
             early = candidates.pop(group.spec.label, None)
@@ -298,6 +309,11 @@ class EnvMatrixSession:
                 early.decide(None)
                 continue
             if not early.planned.fits(group.recipe.key, [_planned(item) for item in group.items]):
+                early.decide(None)
+                continue
+            if not early.checked <= set(self.records.used):
+                # it compares a module with a record that collection did not use (a version selector moved, say):
+                # the module's items are real ones now, and its check could fail them for nothing
                 early.decide(None)
                 continue
             group.env, group.prepared, group.started = early.env, True, True
@@ -775,7 +791,10 @@ class EnvMatrixSession:
             else:
                 group.results.add(nodeid, reports)
 
-    def _child(self, env: BuiltEnv, items, name: str, results: GroupResults, running: set, stopping=None) -> ChildOutcome:
+    def _child(
+        self, env: BuiltEnv, items, name: str, results: GroupResults, running: set, stopping=None, recorded: dict | None = None
+    ) -> ChildOutcome:
+        """``recorded``: the modules made from records that the child checks (default: those of ``items``)."""
         started = time.monotonic()
         try:
             outcome = run_child(
@@ -791,7 +810,7 @@ class EnvMatrixSession:
                 running=running,
                 stopping=stopping or self._stopping.is_set,
                 threads=self._threads_per_child(),
-                recorded=self.records.checks(items),
+                recorded=self.records.checks(items) if recorded is None else recorded,
             )
         finally:
             self.tally.ran(env.key, time.monotonic() - started)
