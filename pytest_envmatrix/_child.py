@@ -458,6 +458,25 @@ def _some(names):
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
+class _RecordCheck:
+    """Compares the modules made from records with this collection before any other plugin changes it.
+
+    The parent recorded every item collection made, before its plugins and
+    conftest.py files selected among them; a plugin here that drops items
+    would otherwise look like a module that lost tests.
+    """
+
+    def __init__(self, child):
+        self.child = child
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items):
+        child = self.child
+        child.stale = _stale_modules(items, child.recorded) if child.recorded else {}
+        if child.stale:
+            child._send("stale", modules=child.stale)
+
+
 class ChildPlugin:
     def __init__(self, plan):
         collect_as = plan.get("collect_as", {})
@@ -474,6 +493,8 @@ class ChildPlugin:
         self.selection_fd = plan.get("selection_fd")
         # modules the parent made from its record of the last run, and what to compare (see recorded.py)
         self.recorded = plan.get("recorded", {})
+        self.stale = {}  # those that collect otherwise here: module → what differs
+        self.record_check = _RecordCheck(self)
 
     def _send(self, event, **data):
         if os.getpid() != self.pid:
@@ -538,9 +559,7 @@ class ChildPlugin:
         if self.suite is not None:
             self._describe(items)
             self.wanted = {self.collected_as.get(nodeid, nodeid) for nodeid in self._selection()}
-        stale = _stale_modules(items, self.recorded) if self.recorded else {}
-        if stale:
-            self._send("stale", modules=stale)
+        stale = self.stale
         keep = [item for item in items if item.nodeid in self.wanted and item.nodeid.split("::", 1)[0] not in stale]
         drop = [item for item in items if item.nodeid not in self.wanted or item.nodeid.split("::", 1)[0] in stale]
         if drop:
@@ -682,7 +701,8 @@ def main(argv):
         plan = json.load(f)
     if plan.get("cwd_on_sys_path"):
         sys.path.insert(0, os.getcwd())
-    return pytest.main(plan["args"], plugins=[ChildPlugin(plan)])
+    child = ChildPlugin(plan)
+    return pytest.main(plan["args"], plugins=[child, child.record_check])
 
 
 if __name__ == "__main__":

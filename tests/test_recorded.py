@@ -255,3 +255,24 @@ class TestDemo:
             "test_mod.py::TestDemo::test_version[[]emx_demo-3.0[]] PASSED*",
         ]
     )
+
+
+def test_a_conftest_that_drops_items_leaves_the_record_whole(fresh_matrix, module):
+    """The record holds every item collection made; a conftest.py that drops some, in the parent and in
+    each child, drops them from the items made from the record too, and the children do not take the
+    dropped ones for tests the module lost."""
+    module()
+    fresh_matrix.pytester.makeconftest(
+        """
+        def pytest_collection_modifyitems(config, items):
+            kept = [item for item in items if "answer" not in item.nodeid]
+            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+            items[:] = kept
+        """
+    )
+    fresh_matrix.run("-v").assert_outcomes(passed=2, deselected=2)
+    assert module.parent_imported()
+    again = fresh_matrix.run("-v")
+    assert not module.parent_imported()
+    again.assert_outcomes(passed=2, deselected=2)
+    assert "no longer collects" not in again.stdout.str()
