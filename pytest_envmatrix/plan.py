@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,10 @@ class PlanStore:
             "cwd": str(config.invocation_params.dir),
             "args": list(config.invocation_params.args),
             "addopts": os.environ.get("PYTEST_ADDOPTS", ""),
+            # what collects the tests: another pytest or plugin may make other items of the same files
+            "python": sys.version,
+            "pytest": pytest.__version__,
+            "plugins": sorted({f"{dist.project_name}=={dist.version}" for _, dist in config.pluginmanager.list_plugin_distinfo()}),
         }
         digest = hashlib.sha256(json.dumps(invocation, sort_keys=True).encode()).hexdigest()[:16]
         self.path = cache_root / "plans" / f"{digest}.json"
