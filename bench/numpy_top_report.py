@@ -148,25 +148,12 @@ def _instructions(counts: list[tuple[str, str, int]]) -> list[str]:
 
 
 def _profile(data: dict) -> list[str]:
-    total = data["total"]
-    lines = [
+    return [
         f"pyinstrument (1 ms sampling) on the marker-declared parent's main thread, {data['title']}:",
-        f"{total:.2f} s profiled ({data['wall']:.2f} s wall-clock, profiler included).",
+        f"{data['total']:.2f} s profiled ({data['wall']:.2f} s wall-clock, profiler included).",
         "",
-        "| where the parent's main thread spends its time | s | share |",
-        "| --- | --- | --- |",
-        *[f"| {label} | {seconds:.3f} | {seconds / total:.0%} |" for label, seconds in sorted(data["phases"].items(), key=lambda kv: -kv[1])],
-        "",
-        "<details><summary>pyinstrument's call tree</summary>",
-        "",
-        "```",
-        *[line.rstrip() for line in data["text"].splitlines() if line.strip()][:60],
-        "```",
-        "",
-        "</details>",
-        "",
+        *sections.profile_tables(data),
     ]
-    return lines
 
 
 FINDINGS = """\

@@ -43,6 +43,11 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pytest_envmatrix import installer  # noqa: E402
+import sections  # noqa: E402  (bench/sections.py: each benchmark's part of docs/performance.md)
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PROJECT = BENCH / "project"
@@ -143,15 +148,10 @@ def venv_tool(venv: Path, name: str) -> Path:
 
 def find_uv() -> str:
     """The uv the plugin itself uses (its ``uv`` extra, else PATH), so every uv figure comes from one uv."""
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("uv")
-        if not found:
-            raise SystemExit("bench/run.py needs uv: pip install 'pytest-envmatrix[uv]'") from None
-        return found
+    found = installer.find_uv()
+    if not found:
+        raise SystemExit("bench/run.py needs uv: pip install 'pytest-envmatrix[uv]'")
+    return found
 
 
 UV = find_uv()
@@ -1057,43 +1057,15 @@ def targets_section(results: Results, sizes: Sizes) -> list[str]:
 
 
 def profile_section(data: dict) -> list[str]:
-    total = data["total"]
-    rows = sorted(data["phases"].items(), key=lambda kv: -kv[1])
-    other = total - sum(seconds for _, seconds in rows)
-    lines = [
+    return [
         f"## Profile: {data['title']}",
         "",
-        f"pyinstrument (1 ms sampling) on the parent pytest's main thread; {total:.2f} s profiled",
+        f"pyinstrument (1 ms sampling) on the parent pytest's main thread; {data['total']:.2f} s profiled",
         f"({data['wall']:.2f} s wall-clock, profiler included). Building and running the children happens in",
         "worker threads and child processes: the main thread sees it as waiting.",
         "",
-        "| where the parent's main thread spends its time | s | share |",
-        "| --- | --- | --- |",
-        *[f"| {label} | {seconds:.3f} | {seconds / total:.0%} |" for label, seconds in rows],
-        f"| everything else | {other:.3f} | {other / total:.0%} |",
-        "",
-        "| inside those phases | s | share |",
-        "| --- | --- | --- |",
-        *[f"| {label} | {seconds:.3f} | {seconds / total:.0%} |" for label, seconds in data["details"].items()],
-        "",
-        "<details><summary>pyinstrument's call tree</summary>",
-        "",
-        "```",
-        *trim_tree(data["text"]),
-        "```",
-        "",
-        "</details>",
-        "",
+        *sections.profile_tables(data),
     ]
-    return lines
-
-
-def trim_tree(text: str, limit: int = 90) -> list[str]:
-    """The call tree without pyinstrument's banner, cut to ``limit`` lines."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("Profile at")), 0)
-    body = [line.rstrip() for line in lines[start:] if line.strip()]
-    return body[:limit] + ([f"... {len(body) - limit} more lines"] if len(body) > limit else [])
 
 
 # ---------------------------------------------------------------------------- main

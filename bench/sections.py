@@ -18,3 +18,37 @@ def write_section(output: Path, section: str, start: str, end: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     output.write_text(text, encoding="utf-8")
+
+
+def profile_tables(data: dict) -> list[str]:
+    """A profile of the parent's main thread (``bench/run.py``'s ``PROFILE_DRIVER``): its phases and call tree."""
+    total = data["total"]
+    rows = sorted(data["phases"].items(), key=lambda kv: -kv[1])
+    other = total - sum(seconds for _, seconds in rows)
+    return [
+        "| where the parent's main thread spends its time | s | share |",
+        "| --- | --- | --- |",
+        *[f"| {label} | {seconds:.3f} | {seconds / total:.0%} |" for label, seconds in rows],
+        f"| everything else | {other:.3f} | {other / total:.0%} |",
+        "",
+        "| inside those phases | s | share |",
+        "| --- | --- | --- |",
+        *[f"| {label} | {seconds:.3f} | {seconds / total:.0%} |" for label, seconds in data.get("details", {}).items()],
+        "",
+        "<details><summary>pyinstrument's call tree</summary>",
+        "",
+        "```",
+        *trim_tree(data["text"]),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def trim_tree(text: str, limit: int = 90) -> list[str]:
+    """The call tree without pyinstrument's banner, cut to ``limit`` lines."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Profile at")), 0)
+    body = [line.rstrip() for line in lines[start:] if line.strip()]
+    return body[:limit] + ([f"... {len(body) - limit} more lines"] if len(body) > limit else [])

@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pytest_envmatrix import installer  # noqa: E402
 import sections  # noqa: E402  (bench/sections.py: each benchmark's part of docs/performance.md)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,15 +101,11 @@ def write_project(root: Path, marked: bool) -> Path:
 
 
 def find_uv() -> str:
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("uv")
-        if not found:
-            raise SystemExit("bench/xdist.py needs uv: pip install 'pytest-envmatrix[uv]'") from None
-        return found
+    """The uv the plugin itself uses (its ``uv`` extra, else PATH), so every uv figure comes from one uv."""
+    found = installer.find_uv()
+    if not found:
+        raise SystemExit("bench/xdist.py needs uv: pip install 'pytest-envmatrix[uv]'")
+    return found
 
 
 def run_environment() -> dict[str, str]:

@@ -407,9 +407,13 @@ def _closest_first(item):
     return marks
 
 
-def marks_text(item):
-    """A test's envmatrix markers as text: the parent records it (recorded.py), a child compares it."""
-    marks = [[_plain(list(mark.args)), _plain(dict(mark.kwargs))] for mark in _closest_first(item)]
+def plain_marks(item):
+    """A test's envmatrix markers, closest first, as plain ``[args, kwargs]`` pairs."""
+    return [[_plain(list(mark.args)), _plain(dict(mark.kwargs))] for mark in _closest_first(item)]
+
+
+def marks_text(marks):
+    """``plain_marks`` as text: the parent's record (recorded.py) and a child's collection compare so."""
     try:
         return json.dumps(marks, sort_keys=True)
     except (TypeError, ValueError):
@@ -440,7 +444,7 @@ def _stale_modules(items, recorded):
         problems = []
         added = sorted(set(definitions) - set(check["marks"]))
         gone = sorted(set(check["marks"]) - set(definitions))
-        changed = sorted(d for d in definitions if d in check["marks"] and marks_text(definitions[d]) != check["marks"][d])
+        changed = sorted(d for d in definitions if d in check["marks"] and marks_text(plain_marks(definitions[d])) != check["marks"][d])
         if added:
             problems.append("tests it did not have: " + _some(added))
         if gone:
@@ -592,7 +596,7 @@ class ChildPlugin:
                     "location": [path, lineno, domain if ours else domain + suffix],
                     "keywords": sorted(_keywords(item)),
                     "markers": [[mark.name, _plain_kwargs(mark.kwargs)] for mark in item.iter_markers() if mark.name != "parametrize"],
-                    "envmatrix": [[_plain(list(mark.args)), _plain(dict(mark.kwargs))] for mark in _closest_first(item)],
+                    "envmatrix": plain_marks(item),
                 }
             )
         self._send("items", items=described)

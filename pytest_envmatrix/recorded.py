@@ -45,7 +45,7 @@ from pathlib import Path
 import _pytest.mark as _pytest_mark
 import pytest
 
-from ._child import _closest_first, _keywords, _plain, _plain_kwargs
+from ._child import _keywords, _plain_kwargs, marks_text, plain_marks
 from .items import COMBINATION_ARG, COMBINATION_KEY, PROBLEM_KEY, SKIP_KEY, combination_of
 from .matrix import Combination, MarkerError
 from .runner import PlannedItem
@@ -121,7 +121,7 @@ class ModuleRecord:
         ``combination_ids``: for each test it runs, the id of its combination.
         """
         return {
-            "marks": {definition: _marks_text(marks) for definition, marks in self.marks.items()},
+            "marks": {definition: marks_text(marks) for definition, marks in self.marks.items()},
             "ids": sorted(item.nodeid for item in self.items if combination_ids.get(item.definition) == item.combination_id),
         }
 
@@ -145,15 +145,6 @@ def _marks(value: object) -> bool:
         and all(isinstance(key, str) for key in mark[1])
         for mark in value
     )
-
-
-def _marks_text(marks: list) -> str:
-    """The envmatrix markers of a test, as text both sides compute alike (see ``_child.marks_text``)."""
-    return json.dumps(marks, sort_keys=True)
-
-
-def plain_marks(item: pytest.Item) -> list:
-    return [[_plain(list(mark.args)), _plain(dict(mark.kwargs))] for mark in _closest_first(item)]
 
 
 class Digests:
@@ -309,13 +300,15 @@ class Records:
     # ---- making records
 
     def collectreport(self, report: pytest.CollectReport) -> None:
-        if not report.passed and report.nodeid:
+        if self.enabled and not report.passed and report.nodeid:
             self._troubled.add(report.nodeid.split("::", 1)[0])
 
     def collected(self, items: Sequence[pytest.Item]) -> None:
         """Every item collection made, before selection (-k, -m, --lf): the candidates for records."""
         self.collection_done = True
         self._collected.clear()
+        if not self.enabled:
+            return
         for item in items:
             self._collected.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
 
