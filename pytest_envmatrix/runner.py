@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -150,6 +151,35 @@ def collection_args(config: pytest.Config) -> list[str]:
     return args
 
 
+class _ExitWatch:
+    """Waits between two reads of a child's events, and wakes the moment the child ends.
+
+    The next child of a run starts when one ends, and the run ends when the
+    last one does: a fixed sleep would add up to its length to each. Linux
+    tells of a process's end through a pidfd; elsewhere this sleeps.
+    """
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self._fd: int | None = None
+        try:
+            self._fd = os.pidfd_open(proc.pid)
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
+        except (AttributeError, OSError):  # not Linux 5.3+, or the process was already reaped
+            self.close()
+
+    def wait(self, seconds: float) -> None:
+        if self._fd is None:
+            time.sleep(seconds)
+        else:
+            self._poll.poll(seconds * 1000)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class _EventFile:
     """Reads the events a child appends, as they arrive; an event still being written waits for its end."""
 
@@ -185,22 +215,18 @@ class _PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"an event names {module}.{name}: the child sends plain data only")
 
 
-def run_child(
+def start_child(
     config: pytest.Config,
     env: BuiltEnv,
     items: Sequence[PlannedItem],
     workdir: Path,
     basetemp: Path,
     cwd_on_sys_path: bool,
-    on_item_done: Callable[[str, list, list], None],
-    on_item_late: Callable[[str, list], None],
-    timeout: float | None = None,
     running: set | None = None,
-    stopping: Callable[[], bool] | None = None,
     threads: int | None = None,
     recorded: dict | None = None,
-) -> ChildOutcome:
-    """Run ``items`` in one child process in ``env``; see :class:`Child` and :meth:`Child.finish`.
+) -> Child:
+    """Start one child process in ``env`` on ``items``; :meth:`Child.finish` reads it to its end.
 
     ``recorded``: the modules among them made from a record, and what the child compares (see :mod:`.recorded`).
     """
@@ -211,8 +237,7 @@ def run_child(
         "recorded": recorded or {},
     }
     paths = sorted({str(config.rootpath / item.nodeid.split("::", 1)[0]) for item in items})
-    child = Child(config, env, plan, paths, workdir, basetemp, cwd_on_sys_path, running, threads)
-    return child.finish({item.nodeid for item in items}, on_item_done, on_item_late, timeout, stopping)
+    return Child(config, env, plan, paths, workdir, basetemp, cwd_on_sys_path, running, threads)
 
 
 class Child:
@@ -238,6 +263,7 @@ class Child:
         threads: int | None = None,
     ) -> None:
         """``threads``: the child's share of the CPUs (see :func:`child_environment`)."""
+        self.started = time.monotonic()
         workdir.mkdir(parents=True, exist_ok=True)
         basetemp.parent.mkdir(parents=True, exist_ok=True)  # the child's pytest makes only the last level
         events_path = workdir / "events.bin"
@@ -283,6 +309,7 @@ class Child:
                 os.close(fd)
         if running is not None:
             running.add(self.proc)
+        self._exit = _ExitWatch(self.proc)
         self._reading = _Reading(config, self.outcome, set(), None, None)
 
     def collected(self, timeout: float | None = None, stopping: Callable[[], bool] | None = None) -> list[dict] | None:
@@ -303,7 +330,7 @@ class Child:
                 for event in self._events.read():
                     self._reading.handle(event)
                 return self.outcome.described
-            time.sleep(_POLL_SECONDS)
+            self._exit.wait(_POLL_SECONDS)
         return self.outcome.described
 
     def select(self, nodeids: Sequence[str]) -> None:
@@ -361,7 +388,7 @@ class Child:
                     outcome.timed_out = True
                     end(proc)
                     break
-                time.sleep(_POLL_SECONDS)
+                self._exit.wait(_POLL_SECONDS)
             for event in self._events.read():
                 reading.handle(event)
         finally:
@@ -378,6 +405,7 @@ class Child:
             os.close(self._selection)
             self._selection = None
         self._events.close()
+        self._exit.close()
         if self.running is not None:
             self.running.discard(self.proc)
 

@@ -44,7 +44,7 @@ from .processes import kill_group
 from .compiled import source_tree_shadowing
 from .recipe import Project, Recipe
 from .report import COMBINATION_PROPERTY, Tally, item_properties
-from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, run_child, thread_share
+from .runner import Child, ChildOutcome, PlannedItem, collection_args, python_sees_cwd, start_child, thread_share
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -269,24 +269,42 @@ class EnvMatrixSession:
         self._basetemp()
         executor = self._executor_for(len(self._early))
         for early in self._early:
-            executor.submit(self._run_early, early)
+            # the first ones start here: a worker thread would wait for collection to let go of the interpreter
+            child = self._start_early(early) if self._run_slots.acquire(blocking=False) else None
+            executor.submit(self._run_early, early, child)
 
-    def _run_early(self, early: EarlyRun) -> None:
+    def _start_early(self, early: EarlyRun) -> Child | None:
+        """Start ``early``'s child, in a slot the caller took; without a child, the slot is given back."""
+        try:
+            with self._early_lock:  # the records it checks and the decision to keep it agree
+                checks = self.records.checks(early.planned.items)
+                early.checked = frozenset(checks)
+            return self._start_child(early.env, early.planned.items, f"early{early.index}", early.procs, checks)
+        except Exception:
+            self._run_slots.release()
+            return None  # its worker starts it, or says why it cannot
+
+    def _run_early(self, early: EarlyRun, child: Child | None = None) -> None:
+        """Read ``early``'s child (started, or started here when a slot frees), then hand its group on."""
         outcome = None
-        if not early.rejected():
-            try:
+        stopping = lambda: self._stopping.is_set() or early.rejected()  # noqa: E731
+        try:
+            if child is not None:
+                try:
+                    outcome = self._child(early.env, early.planned.items, "", early.results, early.procs, stopping, child=child)
+                finally:
+                    self._run_slots.release()
+            elif not early.rejected():
                 with self._run_slots:
-                    with self._early_lock:  # the records it checks and the decision to keep it agree
+                    with self._early_lock:
                         go = not early.rejected()  # collection may have decided while this waited for a slot
                         checks = self.records.checks(early.planned.items) if go else {}
                         early.checked = frozenset(checks)
                     if go:
-                        outcome = self._child(
-                            early.env, early.planned.items, f"early{early.index}", early.results, early.procs,
-                            stopping=lambda: self._stopping.is_set() or early.rejected(), recorded=checks,
-                        )
-            except Exception:
-                outcome = None  # the group, if it takes this over, runs its child afresh
+                        started = self._start_child(early.env, early.planned.items, f"early{early.index}", early.procs, checks)
+                        outcome = self._child(early.env, early.planned.items, "", early.results, early.procs, stopping, child=started)
+        except Exception:
+            outcome = None  # the group, if it takes this over, runs its child afresh
         early.decided.wait()
         if early.group is not None:
             given = {item.nodeid for item in early.planned.items}
@@ -791,26 +809,30 @@ class EnvMatrixSession:
             else:
                 group.results.add(nodeid, reports)
 
-    def _child(
-        self, env: BuiltEnv, items, name: str, results: GroupResults, running: set, stopping=None, recorded: dict | None = None
-    ) -> ChildOutcome:
+    def _start_child(self, env: BuiltEnv, items, name: str, running: set, recorded: dict | None = None) -> Child:
         """``recorded``: the modules made from records that the child checks (default: those of ``items``)."""
-        started = time.monotonic()
+        return start_child(
+            self.config,
+            env,
+            items,
+            workdir=self._workdir() / name,
+            basetemp=self._basetemp() / name,
+            cwd_on_sys_path=_CWD_ON_SYS_PATH,
+            running=running,
+            threads=self._threads_per_child(),
+            recorded=self.records.checks(items) if recorded is None else recorded,
+        )
+
+    def _child(
+        self, env: BuiltEnv, items, name: str, results: GroupResults, running: set, stopping=None, child: Child | None = None
+    ) -> ChildOutcome:
+        """Run ``items`` in a child (``child``, when it was started already) and read it to its end."""
+        started = time.monotonic() if child is None else child.started
         try:
-            outcome = run_child(
-                self.config,
-                env,
-                items,
-                workdir=self._workdir() / name,
-                basetemp=self._basetemp() / name,
-                cwd_on_sys_path=_CWD_ON_SYS_PATH,
-                on_item_done=results.put,
-                on_item_late=results.add,
-                timeout=self.settings.timeout,
-                running=running,
-                stopping=stopping or self._stopping.is_set,
-                threads=self._threads_per_child(),
-                recorded=self.records.checks(items) if recorded is None else recorded,
+            if child is None:
+                child = self._start_child(env, items, name, running)
+            outcome = child.finish(
+                {item.nodeid for item in items}, results.put, results.add, self.settings.timeout, stopping or self._stopping.is_set
             )
         finally:
             self.tally.ran(env.key, time.monotonic() - started)
