@@ -376,6 +376,26 @@ def test_a_matrix_run_in_process_leaves_the_garbage_collector_as_it_found_it(mat
     assert gc.get_freeze_count() == frozen_before
 
 
+@pytest.mark.parametrize("unmarked_test", [False, True], ids=["matrix-only", "a-test-in-the-parent"])
+def test_the_parent_skips_the_exit_collections_only_when_no_test_ran_in_it(matrix, unmarked_test):
+    """A pytest that only replayed exempts its objects from Python's collections at exit; one that ran a test does not."""
+    report = matrix.pytester.path / "frozen-at-exit.txt"
+    matrix.pytester.makeconftest(
+        f"""
+        import atexit, gc
+
+        # registered before the plugin's exit hook, so it runs after it
+        atexit.register(lambda: open({str(report)!r}, "w").write(str(gc.get_freeze_count())))
+        """
+    )
+    source = 'import pytest\n\n@pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])\ndef test_one():\n    pass\n'
+    matrix.pytester.makepyfile(source + ("\ndef test_here():\n    pass\n" if unmarked_test else ""))
+    result = matrix.run(subprocess=True)
+    result.assert_outcomes(passed=3 if unmarked_test else 2)
+    frozen = int(report.read_text())
+    assert (frozen == 0) if unmarked_test else (frozen > 0)
+
+
 def test_bad_marker_is_a_collection_error_naming_test_and_value(matrix):
     matrix.pytester.makepyfile(
         """
