@@ -34,12 +34,21 @@ from pathlib import Path
 import pytest
 
 from .files import write_whole
-from .runner import PlannedItem
 
 # Bump when the layout of a plan file changes: older ones are then ignored.
 FORMAT_VERSION = 4
 
 _HEX_KEY = re.compile("[0-9a-f]{64}")  # a Recipe.key: it names a directory and a lock file
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    nodeid: str
+    definition: str  # node id of the test function, without the parametrization
+    combination_id: str
+    values: dict
+    # what the child collects, when it is not ``nodeid``: a unittest method runs unparametrized there
+    collect_as: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,15 @@ import re
 
 import pytest
 
-from . import distribution, versions
-from .ci import CiRun
-from .envcache import EnvCache
+from . import distribution
 from .items import COMBINATION_ARG, PROBLEM_KEY, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
 from .plan import PlanStore
-from .recipe import detect_project, project_dependencies
-from .report import MatrixReport
-from .session import EnvMatrixSession
 from .settings import Settings, add_options, cache_dir, max_age_days
 from .two_words import warning_lines
+
+# What only a matrix run needs (environments, children, reports, version lookups) is imported
+# when one starts: a plain ``pytest`` run, where the plugin only checks markers, never pays for it.
 
 MARKER_HELP = (
     "envmatrix({name: [versions]}, name=[versions], ..., deps=[requirements], python=[versions], exclude=[{axis: value}]): "
@@ -76,6 +74,12 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.stash[SETTINGS_KEY] = settings
             else:
                 config.pluginmanager.register(distribution.EnvironmentGroups(plans), "envmatrix-xdist-groups")
+        from . import versions
+        from .ci import CiRun
+        from .recipe import detect_project, project_dependencies
+        from .report import MatrixReport
+        from .session import EnvMatrixSession
+
         report = MatrixReport(config, settings.report)
         try:
             project = detect_project(config.rootpath, settings.project, settings.project_build)
@@ -108,6 +112,8 @@ def pytest_cmdline_main(config: pytest.Config):
         return bisect.main(config)
     if not config.option.envmatrix_prune:
         return None
+    from .envcache import EnvCache
+
     root = cache_dir(config)
     days = max_age_days(config)
     removed = EnvCache(root).prune(days)
@@ -149,6 +155,8 @@ def marker_combinations(config: pytest.Config, marks: list[pytest.Mark], where: 
     cache = config.stash[COMBINATIONS_KEY]
     key = tuple(id(mark) for mark in marks)
     if key not in cache:
+        from . import versions
+
         matrix = build_matrix([(mark.args, mark.kwargs) for mark in marks], where=where)
         combinations, problem = versions.combinations(config.stash[RESOLVER_KEY], matrix, config.stash[SETTINGS_KEY].deps)
         if matrix.python:

@@ -48,7 +48,7 @@ import pytest
 from ._child import _keywords, _plain_kwargs, marks_text, plain_marks
 from .items import COMBINATION_ARG, COMBINATION_KEY, PROBLEM_KEY, SKIP_KEY, combination_of
 from .matrix import Combination, MarkerError
-from .runner import PlannedItem
+from .plan import PlannedItem
 from .suite import SuiteItem
 
 # what only a real test function has: asking a recorded item for one of these imports its module

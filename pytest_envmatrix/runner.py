@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 
 from ._child import EVENT_HEADER
 from .envcache import BuiltEnv
+from .plan import PlannedItem
 from .processes import CHILD_SCRIPT, end, inside_path, supervisor_environment
 from .settings import INI_NAMES
 
@@ -34,16 +35,6 @@ THREAD_VARIABLES = (
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
     "BLIS_NUM_THREADS",
 )
-
-
-@dataclass(frozen=True)
-class PlannedItem:
-    nodeid: str
-    definition: str  # node id of the test function, without the parametrization
-    combination_id: str
-    values: dict
-    # what the child collects, when it is not ``nodeid``: a unittest method runs unparametrized there
-    collect_as: str | None = None
 
 
 @dataclass

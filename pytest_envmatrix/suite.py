@@ -29,7 +29,7 @@ import pytest
 
 from .items import COMBINATION_KEY
 from .matrix import PYTHON_AXIS, Combination, Matrix, MarkerError, value_key, build_matrix
-from .runner import PlannedItem
+from .plan import PlannedItem
 
 
 class SuiteItem(pytest.Item):
