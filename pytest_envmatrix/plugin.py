@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from . import distribution
+from . import distribution, processes  # noqa: F401  processes: reads sys.path as Python started
 from .items import COMBINATION_ARG, PROBLEM_KEY, expand_items
 from .matrix import MarkerError, build_matrix, check_pytest_runs
 from .plan import PlanStore

@@ -25,6 +25,17 @@ SUPERVISED = sys.platform.startswith("linux")
 END_SECONDS = 2.0  # how long a supervisor gets to end everything before its process group is SIGKILLed
 
 
+def python_sees_cwd() -> bool:
+    """Whether this pytest runs with the current directory importable (``python -m pytest``)."""
+    cwd = os.getcwd()
+    return any(os.path.abspath(p or os.curdir) == cwd for p in sys.path[:1])
+
+
+# Read when the plugin is imported, as Python started: pytest prepends the rootdir and the
+# conftest.py folders to sys.path later, and the matrix run's modules are imported after that.
+CWD_ON_SYS_PATH = python_sees_cwd()
+
+
 def supervisor_environment(env: dict[str, str]) -> dict[str, str]:
     """``env`` plus what the supervisor needs: which process it watches."""
     return {**env, PARENT_PID_VARIABLE: str(os.getpid())} if SUPERVISED else dict(env)

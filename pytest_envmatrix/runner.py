@@ -591,8 +591,3 @@ def child_environment(env: BuiltEnv, threads: int | None = None) -> dict[str, st
                 child_env[name] = str(threads)
     return child_env
 
-
-def python_sees_cwd() -> bool:
-    """Whether this pytest runs with the current directory importable (``python -m pytest``)."""
-    cwd = os.getcwd()
-    return any(os.path.abspath(p or os.curdir) == cwd for p in sys.path[:1])

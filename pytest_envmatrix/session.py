@@ -42,17 +42,18 @@ from .interpreters import InterpreterFinder, InterpreterNotFound
 from .items import PROBLEM_KEY, SKIP_KEY, collected_as, combination_of, unexpanded_reason
 from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlannedItem, PlanStore
+from . import processes
 from .processes import kill_group
 from .compiled import source_tree_shadowing
 from .recipe import Project, Recipe
 from .report import COMBINATION_PROPERTY, Tally, item_properties
-from .runner import Child, ChildOutcome, collection_args, python_sees_cwd, start_child, thread_share
+from .runner import Child, ChildOutcome, collection_args, start_child, thread_share
 from .settings import Settings
 
 if TYPE_CHECKING:
     from . import upgrade
 
-_CWD_ON_SYS_PATH = python_sees_cwd()
+_CWD_ON_SYS_PATH = processes.CWD_ON_SYS_PATH
 
 
 class GroupResults:
