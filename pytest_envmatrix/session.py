@@ -273,41 +273,40 @@ class EnvMatrixSession:
         executor = self._executor_for(len(self._early))
         for early in self._early:
             # the first ones start here: a worker thread would wait for collection to let go of the interpreter
-            child = self._start_early(early) if self._run_slots.acquire(blocking=False) else None
+            child = None
+            if self._run_slots.acquire(blocking=False):
+                try:
+                    child = self._start_early(early)
+                except Exception:
+                    child = None  # its worker starts it again, or says why it cannot
+                if child is None:
+                    self._run_slots.release()
             executor.submit(self._run_early, early, child)
 
     def _start_early(self, early: EarlyRun) -> Child | None:
-        """Start ``early``'s child, in a slot the caller took; without a child, the slot is given back."""
-        try:
-            with self._early_lock:  # the records it checks and the decision to keep it agree
-                checks = self.records.checks(early.planned.items)
-                early.checked = frozenset(checks)
-            return self._start_child(early.env, early.planned.items, f"early{early.index}", early.procs, checks)
-        except Exception:
-            self._run_slots.release()
-            return None  # its worker starts it, or says why it cannot
+        """Start ``early``'s child in a slot the caller holds; None once collection has rejected it."""
+        with self._early_lock:  # the records it checks and the decision to keep it agree
+            if early.rejected():
+                return None
+            checks = self.records.checks(early.planned.items)
+            early.checked = frozenset(checks)
+        return self._start_child(early.env, early.planned.items, f"early{early.index}", early.procs, checks)
 
     def _run_early(self, early: EarlyRun, child: Child | None = None) -> None:
-        """Read ``early``'s child (started, or started here when a slot frees), then hand its group on."""
+        """Read ``early``'s child (started already, or here once a slot frees), then hand its group on."""
         outcome = None
-        stopping = lambda: self._stopping.is_set() or early.rejected()  # noqa: E731
-        try:
-            if child is not None:
-                try:
+        if child is not None or not early.rejected():
+            if child is None:
+                self._run_slots.acquire()
+            try:
+                child = child or self._start_early(early)
+                if child is not None:
+                    stopping = lambda: self._stopping.is_set() or early.rejected()  # noqa: E731
                     outcome = self._child(early.env, early.planned.items, "", early.results, early.procs, stopping, child=child)
-                finally:
-                    self._run_slots.release()
-            elif not early.rejected():
-                with self._run_slots:
-                    with self._early_lock:
-                        go = not early.rejected()  # collection may have decided while this waited for a slot
-                        checks = self.records.checks(early.planned.items) if go else {}
-                        early.checked = frozenset(checks)
-                    if go:
-                        started = self._start_child(early.env, early.planned.items, f"early{early.index}", early.procs, checks)
-                        outcome = self._child(early.env, early.planned.items, "", early.results, early.procs, stopping, child=started)
-        except Exception:
-            outcome = None  # the group, if it takes this over, runs its child afresh
+            except Exception:
+                outcome = None  # the group, if it takes this over, runs its child afresh
+            finally:
+                self._run_slots.release()
         early.decided.wait()
         if early.group is not None:
             given = {item.nodeid for item in early.planned.items}
