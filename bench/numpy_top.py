@@ -25,7 +25,8 @@ it after its own sections and carries it over when it rewrites the file.
 
 ``--rounds N`` sets the alternating rounds per bytecode mode (default 7);
 ``--output`` another file; ``--profile`` adds a pyinstrument profile of the
-marker-declared parent.
+marker-declared parent, ``--instructions`` instruction counts of its pieces,
+``--timeline`` when its first child starts and what each child costs.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import instructions
 import measure
 import numpy_top_report
 import run as bench
+import timeline
 
 PROJECT = bench.BENCH / "project_numpy_top"
 NUMPY_VERSIONS = ("1.26.4", "2.0.2", "2.1.3", "2.2.6")
@@ -214,7 +216,7 @@ def measure_mode(all_ways: list[Way], env: dict, rounds: int, label: str) -> Mea
     return Measured(samples, parent_cpu)
 
 
-def run_section(work: Path, rounds: int, output: Path, profile: bool, count: bool) -> None:
+def run_section(work: Path, rounds: int, output: Path, profile: bool, count: bool, timed: bool = False) -> None:
     bench.use_work_folder(work)
     paths = Paths(work)
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -233,11 +235,13 @@ def run_section(work: Path, rounds: int, output: Path, profile: bool, count: boo
             results[setting] = measure_mode(all_ways, bench.bench_env(dont_write), rounds, f"numpy-top, PYTHONDONTWRITEBYTECODE={setting} | ")
         profiled = profile_markers(paths, all_ways) if profile else None
         counted = count_instructions(paths) if count else None
+        moments = timeline_markers(paths, rounds) if timed else None
     finally:
         bench.clean_bytecode(PROJECT)
     section = numpy_top_report.render(
         results, [way.name for way in all_ways], {way.name: way.floor for way in all_ways}, (MARKERS_J2, MARKERS_J1),
         rounds=rounds, started=started, commit=bench.git_commit(), command=COMMAND, profile=profiled, instructions=counted,
+        timeline=moments,
     )
     numpy_top_report.write_section(output, section)
     print(f"bench: wrote the numpy-top section of {output}", file=sys.stderr)
@@ -253,6 +257,23 @@ def profile_markers(paths: Paths, all_ways: list[Way]) -> dict | None:
         return bench.profile_parent("numpy at the top, markers, warm, --envmatrix-jobs=2, PYTHONDONTWRITEBYTECODE=1", args, PROJECT, target)
     finally:
         bench.PARENT = parent
+
+
+def timeline_markers(paths: Paths, rounds: int) -> list[str]:
+    """The marker-declared parent's moments (see ``timeline.py``), warm, both job counts, PYTHONDONTWRITEBYTECODE=1."""
+    env = bench.bench_env(True)
+    python = bench.venv_python(paths.parent_numpy)
+
+    def parent(jobs: int) -> Callable[[Path], dict]:
+        args = ["--envmatrix", f"--envmatrix-cache-dir={paths.cache}", *bench.PYTEST_ARGS, f"--envmatrix-jobs={jobs}"]
+        return lambda out: timeline.run_once(python, args, env, PROJECT, out)
+
+    floor = [
+        lambda python=python: bench.sh([python, "-m", "pytest", *bench.PYTEST_ARGS, "tests"], env, PROJECT, "numpy-top-timeline-floor")
+        for python in (bench.venv_python(paths.floor / version) for version in NUMPY_VERSIONS)
+    ]
+    result = timeline.measure({"jobs=1": parent(1), "jobs=2": parent(2)}, floor, rounds, paths.root / "timeline.json")
+    return timeline.render(result, "warm, PYTHONDONTWRITEBYTECODE=1")
 
 
 def count_instructions(paths: Paths) -> list[tuple[str, str, int]]:
@@ -291,9 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=bench.BENCH / ".work", metavar="DIR")
     parser.add_argument("--profile", action="store_true", help="add a pyinstrument profile of the marker-declared parent")
     parser.add_argument("--instructions", action="store_true", help="add instruction counts (valgrind's callgrind) of the parent's pieces")
+    parser.add_argument("--timeline", action="store_true", help="add the marker-declared parent's timeline: when its first child starts, what each child costs")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        run_section(args.work_dir.resolve(), args.rounds, args.output, args.profile, args.instructions)
+        run_section(args.work_dir.resolve(), args.rounds, args.output, args.profile, args.instructions, args.timeline)
     except (bench.BenchError, subprocess.CalledProcessError) as exc:
         print(f"bench: a measured command failed:\n{exc}", file=sys.stderr)
         return 1
