@@ -238,10 +238,11 @@ def run_section(work: Path, rounds: int, output: Path, profile: bool, count: boo
         moments = timeline_markers(paths, rounds) if timed else None
     finally:
         bench.clean_bytecode(PROJECT)
+    flags = [flag for flag, on in (("--profile", profile), ("--instructions", count), ("--timeline", timed)) if on]
     section = numpy_top_report.render(
         results, [way.name for way in all_ways], {way.name: way.floor for way in all_ways}, (MARKERS_J2, MARKERS_J1),
-        rounds=rounds, started=started, commit=bench.git_commit(), command=COMMAND, profile=profiled, instructions=counted,
-        timeline=moments,
+        rounds=rounds, started=started, commit=bench.git_commit(), command=" ".join([COMMAND, *flags]),
+        profile=profiled, instructions=counted, timeline=moments,
     )
     numpy_top_report.write_section(output, section)
     print(f"bench: wrote the numpy-top section of {output}", file=sys.stderr)
