@@ -333,6 +333,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 import pickle  # noqa: E402
 import struct  # noqa: E402
+import warnings  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -499,6 +500,7 @@ class ChildPlugin:
         self.recorded = plan.get("recorded", {})
         self.stale = {}  # those that collect otherwise here: module → what differs
         self.record_check = _RecordCheck(self)
+        self.collect_warnings = None  # a suite child's collection warnings, not yet sent
 
     def _send(self, event, **data):
         if os.getpid() != self.pid:
@@ -599,6 +601,7 @@ class ChildPlugin:
                     "envmatrix": plain_marks(item),
                 }
             )
+        self._send_collect_warnings()  # before the items: the parent shows them as its collection's
         self._send("items", items=described)
 
     def _selection(self):
@@ -629,17 +632,44 @@ class ChildPlugin:
         self._send("logfinish", nodeid=self.reported_as.get(nodeid, nodeid))
 
     def pytest_warning_recorded(self, warning_message, when, nodeid, location):
-        if when != "runtest":
-            return  # collection and configuration warnings are the parent's own, already shown
+        if when == "runtest":
+            self._send_warning(warning_message)
+        elif when == "collect" and self.recorded:
+            # modules the parent made from their records: it did not import them, nor see these
+            self._send_warning(warning_message, when="collect")
+        # the rest: configuration warnings, the parent's own; a suite child's collection ones (see below)
+
+    def _send_warning(self, warning_message, when="runtest"):
         category = warning_message.category
         self._send(
             "warning",
+            when=when,
             message=str(warning_message.message),
             category=category.__name__,
             category_module=category.__module__,
             filename=str(warning_message.filename),
             lineno=warning_message.lineno,
         )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session):
+        """A suite child's collection warnings, caught for the parent, which collects none of these modules.
+
+        pytest shows collection warnings when collection ends, and this child's
+        ends only after the parent has chosen among the items it described: the
+        warnings are caught here, inside pytest's own catching (so under the
+        same filters), and sent with the description (see ``_describe``).
+        """
+        if self.suite is None:
+            return (yield)
+        with warnings.catch_warnings(record=True) as self.collect_warnings:
+            return (yield)
+
+    def _send_collect_warnings(self):
+        for warning_message in self.collect_warnings or ():
+            self._send_warning(warning_message, when="collect")
+        if self.collect_warnings:
+            del self.collect_warnings[:]
 
     def pytest_sessionfinish(self, exitstatus):
         self._send("sessionfinish", exitstatus=int(exitstatus))

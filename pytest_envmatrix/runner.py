@@ -52,6 +52,7 @@ class ChildOutcome:
     collect_skips: list = field(default_factory=list)  # a suite child's skipped CollectReports (module-level skips)
     forked: dict = field(default_factory=dict)  # pid of a forked copy that ran pytest on → [(nodeid, outcome)]
     collect_errors: list = field(default_factory=list)  # failed CollectReports
+    collect_warnings: list = field(default_factory=list)  # a suite child's collection warnings (WarningMessages)
     collected: list[str] | None = None  # node ids the child selected; None if it never got there
     exitstatus: int | None = None  # pytest's exit status; None if the child died first
     returncode: int | None = None
@@ -437,7 +438,9 @@ class _Reading:
                 self.outcome.forked.setdefault(event["forked"], []).append((report.nodeid, report.outcome, report.when))
             return False
         if kind == "warning":
-            if self.current is not None:
+            if event.get("when") == "collect":
+                self.outcome.collect_warnings.append(_warning(event))
+            elif self.current is not None:
                 self.warnings.append(_warning(event))
             return False
         if kind == "logstart":

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from .matrix import Combination, EnvSpec
 from .plan import PlannedGroup, PlannedItem, PlanStore
 from . import processes
 from .processes import kill_group
+from .collect_warnings import CollectionWarnings
 from .compiled import source_tree_shadowing
 from .recipe import Project, Recipe
 from .report import COMBINATION_PROPERTY, Tally, item_properties
@@ -212,7 +214,8 @@ class EnvMatrixSession:
         self._failures_lock = threading.Lock()
         self._stopped_early = threading.Event()  # -x / --maxfail was reached in some child: the run ends now
         self._items: list[pytest.Item] = []  # the session's items, in pytest's order
-        self._suite_children: dict[EnvSpec, tuple[BuiltEnv, Child]] = {}  # collected, waiting for their selection
+        self._suite_children: dict[EnvSpec, tuple[Recipe, BuiltEnv, Child]] = {}  # collected, waiting for their selection
+        self._collect_warnings = CollectionWarnings()  # what the children's collections raised
         self.tally = tally
         self.upgrade: upgrade.UpgradeCheck | None = None
         if settings.upgrade and settings.enabled:
@@ -400,6 +403,7 @@ class EnvMatrixSession:
             per_combination.append(items)
             skips.extend(combination_skips)
         items = suite.in_order(per_combination)
+        self._warn_as_collected(combinations)
         for report in skips:
             session.ihook.pytest_collectreport(report=report)
         session.ihook.pytest_collectreport(report=pytest.CollectReport("", "passed", None, items))
@@ -408,6 +412,23 @@ class EnvMatrixSession:
         self.config.hook.pytest_collection_finish(session=session)
         session.testscollected = len(items)
         return True
+
+    def _warn_as_collected(self, combinations: list[Combination]) -> None:
+        """The suite children's collection warnings, raised again inside pytest's collection (see
+        :mod:`~pytest_envmatrix.collect_warnings`), for pytest to show under this process's filters."""
+        for combination in combinations:
+            collected = self._suite_children.get(combination.env)
+            if collected is not None:
+                self._collect_warnings.add(collected[2].outcome.collect_warnings, collected[1].path)
+        for message in self._collect_warnings.take():
+            try:
+                warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+            except Exception:  # a filter of this process makes it an error: the child's did not, and collected the module
+                pass
+
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str) -> None:
+        if when == "collect":
+            self._collect_warnings.shown(warning_message)
 
     def _suite_combinations(self) -> tuple[list[Combination], str | None]:
         """The combinations whose children collect the suite, and why none can run (version selectors unresolved), if so."""
@@ -479,7 +500,7 @@ class EnvMatrixSession:
             item = suite.problem_item(session, combination, report.nodeid)
             item.stash[PROBLEM_KEY] = f"envmatrix: could not collect {report.nodeid} in {combination.id}\n{report.longrepr}"
             items.append(item)
-        self._suite_children[combination.env] = (env, child)
+        self._suite_children[combination.env] = (recipe, env, child)
         return items, [suite.skip_report(report, combination) for report in outcome.collect_skips]
 
     @pytest.hookimpl(tryfirst=True)
@@ -525,6 +546,10 @@ class EnvMatrixSession:
             self._stop()
         if outcome.excinfo is None:
             self._replay_late()
+            for message in self._collect_warnings.take():  # of modules this process did not import
+                self.config.hook.pytest_warning_recorded.call_historic(
+                    kwargs=dict(warning_message=message, when="collect", nodeid="", location=None)
+                )
 
     def _will_run(self, session: pytest.Session) -> bool:
         option = session.config.option
@@ -544,15 +569,16 @@ class EnvMatrixSession:
                 group.started = True
                 collected = self._suite_children.pop(group.spec, None)
                 if collected is not None:
-                    group.env, group.prepared = collected[0], True
-                    executor.submit(self._run_suite_group, group, collected[1])
+                    # the recipe too: the reports name the environment's key and what it holds by it
+                    group.recipe, group.env, group.prepared = *collected[:2], True
+                    executor.submit(self._run_suite_group, group, collected[2])
                 else:
                     executor.submit(self._run_group, group)
         self._abandon_suite_children()
 
     def _abandon_suite_children(self) -> None:
         """End the children whose items were all deselected: nothing of theirs will run."""
-        for _, child in self._suite_children.values():
+        for *_, child in self._suite_children.values():
             child.abandon()
         self._suite_children.clear()
 
@@ -807,9 +833,9 @@ class EnvMatrixSession:
         label = combination_of(by_id[given[0]]).id if given else group.spec.label
         context = verdict.Context(label, self.settings.timeout, self.config.option.maxfail)
         items = {child_nodeid(item): item for item in group.items}
-        for nodeid, reports, warnings in verdict.settle(outcome, given, items, group.results.has, context):
+        for nodeid, reports, caught in verdict.settle(outcome, given, items, group.results.has, context):
             if not group.results.has(nodeid):
-                group.results.put(nodeid, reports, warnings)
+                group.results.put(nodeid, reports, caught)
             else:
                 group.results.add(nodeid, reports)
 
@@ -842,6 +868,7 @@ class EnvMatrixSession:
             self.tally.ran(env.key, time.monotonic() - started)
         if outcome.stale:
             self.records.drop(outcome.stale)
+        self._collect_warnings.add(outcome.collect_warnings, env.path)
         return outcome
 
     def _threads_per_child(self) -> int:
@@ -912,7 +939,8 @@ class EnvMatrixSession:
                 [
                     PlannedGroup(group.spec.label, group.recipe.key, tuple(_planned(item) for item in group.items))
                     for group in self.groups.values()
-                    if group.env is not None and group.recipe is not None
+                    # a suite-wide matrix starts no child before collection: its children collect
+                    if group.env is not None and group.recipe is not None and not self.settings.suite_wide
                 ],
                 matrix_only=bool(self._items) and all(combination_of(item) is not None for item in self._items),
                 modules=self.records.to_save() if self.records.enabled else {},

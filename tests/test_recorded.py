@@ -280,3 +280,25 @@ def test_a_conftest_that_drops_items_leaves_the_record_whole(fresh_matrix, modul
     assert not module.parent_imported()
     again.assert_outcomes(passed=2, deselected=2)
     assert "no longer collects" not in again.stdout.str()
+
+
+def test_a_warm_run_shows_the_collection_warnings_the_module_raises(fresh_matrix, module):
+    """The parent does not import the module: the warnings of its collection come from the children, once each."""
+    module(
+        'import warnings\nwarnings.warn("this module is deprecated", DeprecationWarning)\n\n'
+        "class TestNotCollected:\n    def __init__(self):\n        pass\n"
+        + TESTS.format(versions='["1.0", "2.0"]')
+    )
+    cold = fresh_matrix.run()
+    cold.assert_outcomes(passed=4, warnings=3)  # the unknown "slow" mark, and the two above
+    assert module.parent_imported()
+    warm = fresh_matrix.run()
+    assert not module.parent_imported()
+    warm.assert_outcomes(passed=4, warnings=3)
+    warm.stdout.fnmatch_lines_random(
+        [
+            "*test_mod.py:*: DeprecationWarning: this module is deprecated",
+            "*test_mod.py:*: PytestCollectionWarning: cannot collect test class 'TestNotCollected'*",
+            "*PytestUnknownMarkWarning: Unknown pytest.mark.slow*",
+        ]
+    )

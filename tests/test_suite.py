@@ -4,6 +4,9 @@ The parent running these tests does not have emx_demo: test modules that
 import it at the top could not even be imported here.
 """
 
+import json
+import xml.etree.ElementTree as ET
+
 import pytest
 
 
@@ -181,6 +184,64 @@ def test_unittest_classes_and_markers_registered_only_in_the_child(matrix):
     result.assert_outcomes(passed=3, failed=1)
     selected = matrix.run("-v", "--envmatrix-axis=emx_demo=1.0,2.0", "-m", "slow")
     selected.assert_outcomes(passed=2)
+
+
+def test_the_reports_name_the_version_installed_and_the_environment_of_each_combination(matrix):
+    """As with markers: a range on the axis, and the JUnit properties and the JSON report say what it installed."""
+    matrix.pytester.makepyfile(
+        test_plain="""
+        import emx_demo
+
+        def test_answer():
+            assert emx_demo.answer() in (1, 2)
+        """
+    )
+    result = matrix.run("--envmatrix-axis=emx_demo=>=2,<3,1.0", "--junitxml=out.xml", "--envmatrix-report=report.json")
+    result.assert_outcomes(passed=2)
+    cases = ET.parse(matrix.pytester.path / "out.xml").iter("testcase")
+    props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
+    assert {name: case["envmatrix.emx_demo"] for name, case in props.items()} == {
+        "test_answer[emx_demo->=2,<3]": "2.0",
+        "test_answer[emx_demo-1.0]": "1.0",
+    }
+    marks = matrix.envs()
+    assert all(marks[case["envmatrix.key"][:16]]["key"] == case["envmatrix.key"] for case in props.values())
+    report = json.loads((matrix.pytester.path / "report.json").read_text())
+    environments = {env["key"]: env for env in report["environments"]}
+    for item in report["items"]:
+        env = environments[item["environment"]]
+        assert env["combinations"] == [item["combination"]]
+        assert env["installed"]["emx-demo"] == props[item["nodeid"].split("::")[1]]["envmatrix.emx_demo"]
+
+
+def test_the_childrens_collection_warnings_are_shown_once_as_plain_pytest_shows_them(matrix):
+    """The parent collects no module of a suite-wide matrix; what the children's collections raised is not lost."""
+    matrix.pytester.makepyfile(
+        test_warns="""
+        import warnings
+        import emx_demo
+
+        warnings.warn("emx_demo's old api", DeprecationWarning)
+        if emx_demo.__version__ == "2.0":
+            warnings.warn("raised with emx_demo 2.0 only", UserWarning)
+
+        class TestNotCollected:
+            def __init__(self):
+                pass
+
+        def test_plain():
+            pass
+        """
+    )
+    result = matrix.run("--envmatrix-axis=emx_demo=1.0,2.0")
+    result.assert_outcomes(passed=2, warnings=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_warns.py:4: DeprecationWarning: emx_demo's old api",
+            "*test_warns.py:6: UserWarning: raised with emx_demo 2.0 only",
+            "*test_warns.py:8: PytestCollectionWarning: cannot collect test class 'TestNotCollected'*",
+        ]
+    )
 
 
 def test_x_junitxml_and_collect_only(suite):
