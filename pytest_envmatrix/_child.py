@@ -651,7 +651,7 @@ class ChildPlugin:
             lineno=warning_message.lineno,
         )
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(hookwrapper=True)  # the old style: any pluggy an environment holds knows it
     def pytest_collection(self, session):
         """A suite child's collection warnings, caught for the parent, which collects none of these modules.
 
@@ -661,9 +661,10 @@ class ChildPlugin:
         same filters), and sent with the description (see ``_describe``).
         """
         if self.suite is None:
-            return (yield)
+            yield
+            return
         with warnings.catch_warnings(record=True) as self.collect_warnings:
-            return (yield)
+            yield
 
     def _send_collect_warnings(self):
         for warning_message in self.collect_warnings or ():
