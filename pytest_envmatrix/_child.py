@@ -254,6 +254,18 @@ def _share_stdlib_bytecode():
         pass
 
 
+# Set (by ``main``) when the user switched bytecode off and the parent gave this child a bytecode
+# folder of its own: the folders whose sources' bytecode may be cached there (the environment's
+# and the interpreter's). Bytecode of any other source (the project, its tests) is neither read
+# nor written, as the user asked: a timestamp-checked .pyc cannot tell a file edited within the
+# same second at the same size, and would run the old code.
+_CACHED_ONLY_UNDER = ()
+
+
+def _fresh_source(path):
+    return bool(_CACHED_ONLY_UNDER) and not os.path.abspath(path).startswith(_CACHED_ONLY_UNDER)
+
+
 def _load_bytecode_safely():
     """Make every module imported from here on survive a damaged bytecode file, and never write one.
 
@@ -283,11 +295,16 @@ def _load_bytecode_safely():
                     self._skip_bytecode = False
 
         def get_data(self, path):
-            if self._skip_bytecode and not path.endswith(tuple(machinery.SOURCE_SUFFIXES)):
-                raise OSError("damaged bytecode, not read again")
+            if not path.endswith(tuple(machinery.SOURCE_SUFFIXES)):
+                if self._skip_bytecode:
+                    raise OSError("damaged bytecode, not read again")
+                if _fresh_source(self.path):
+                    raise OSError("bytecode of a source outside the environment: not used")
             return super().get_data(path)
 
         def set_data(self, path, data, *, _mode=0o666):
+            if _fresh_source(self.path):
+                return
             temporary = f"{path}.{os.getpid()}.tmp"
             try:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -731,9 +748,33 @@ def _distribution(metadata, name):
     return None
 
 
+def _bytecode_only_for_the_environment():
+    """Cache bytecode only for the environment's and the interpreter's sources (see ``_CACHED_ONLY_UNDER``).
+
+    Ordinary imports go through the loader of ``_load_bytecode_safely``;
+    pytest's rewritten test modules and ``conftest.py`` files through its own
+    cache, whose reader is told here that a source outside those folders has
+    no bytecode.
+    """
+    global _CACHED_ONLY_UNDER
+    roots = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    _CACHED_ONLY_UNDER = tuple(os.path.join(os.path.abspath(root), "") for root in roots)
+    from _pytest.assertion import rewrite
+
+    read = getattr(rewrite, "_read_pyc", None)
+    if read is not None:
+
+        def _read_pyc(source, *args, **kwargs):
+            return None if _fresh_source(str(source)) else read(source, *args, **kwargs)
+
+        rewrite._read_pyc = _read_pyc
+
+
 def main(argv):
     with open(argv[0], encoding="utf-8") as f:
         plan = json.load(f)
+    if plan.get("fresh_bytecode"):
+        _bytecode_only_for_the_environment()
     if plan.get("cwd_on_sys_path"):
         sys.path.insert(0, os.getcwd())
     child = ChildPlugin(plan)

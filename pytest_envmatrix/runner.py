@@ -271,6 +271,8 @@ class Child:
             "events": str(events_path),
             "requirements": [requirement_check(text) for text in env.requirements],
             "cwd_on_sys_path": cwd_on_sys_path,
+            # the user switched bytecode off, and the child gets a bytecode folder for its environment only
+            "fresh_bytecode": gives_bytecode_folder(),
             "ini_names": list(INI_NAMES),
             "args": [*paths, *forwarded_args(config), "--basetemp", str(basetemp)],
         }
@@ -560,6 +562,16 @@ def thread_share(children: int) -> int:
     return max(1, usable_cpus() // max(1, children))
 
 
+def gives_bytecode_folder() -> bool:
+    """Whether children write bytecode under the cache's ``pycache`` folder although the user switched it off.
+
+    Only the environment's and the interpreter's sources, which never change,
+    get it (the child sees to that): the project's and the tests' are compiled
+    in every run, as the user's own pytest would.
+    """
+    return bool(os.environ.get("PYTHONDONTWRITEBYTECODE")) and not os.environ.get("PYTHONPYCACHEPREFIX")
+
+
 def child_environment(env: BuiltEnv, threads: int | None = None) -> dict[str, str]:
     """The parent's environment variables, adjusted to run inside ``env``.
 
@@ -586,8 +598,9 @@ def child_environment(env: BuiltEnv, threads: int | None = None) -> dict[str, st
     child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     child_env["VIRTUAL_ENV"] = str(env.path)
     child_env["PATH"] = inside_path(str(env.python.parent), child_env.get("PATH", ""))
-    if child_env.pop("PYTHONDONTWRITEBYTECODE", None) and not child_env.get("PYTHONPYCACHEPREFIX"):
+    if gives_bytecode_folder():
         child_env["PYTHONPYCACHEPREFIX"] = str(env.pycache_prefix)
+    child_env.pop("PYTHONDONTWRITEBYTECODE", None)
     if threads is not None:
         for name in THREAD_VARIABLES:
             if not child_env.get(name):

@@ -78,3 +78,42 @@ def test_a_full_disk_leaves_no_half_written_bytecode_and_the_next_run_passes(byt
     finally:
         subprocess.run(["umount", "-l", str(pycache)], check=False, timeout=60)
 
+
+
+def rewrite_keeping_size_and_time(path, old: str, new: str) -> None:
+    """An edit within the same second that keeps the file's size: what a timestamp-checked .pyc cannot see."""
+    assert len(old) == len(new)
+    before = path.stat()
+    path.write_text(path.read_text().replace(old, new))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+
+
+def test_with_bytecode_off_an_edit_of_the_same_size_in_the_same_second_runs_as_edited(bytecode_matrix):
+    """The children keep bytecode for their environment's files only: the project's and the tests' are
+    compiled in every run, as the user's own pytest with PYTHONDONTWRITEBYTECODE compiles them."""
+    pytester = bytecode_matrix.pytester
+    helper = pytester.makepyfile(emx_helper="FACTOR = 2\n")
+    tests = pytester.makepyfile(
+        test_edited="""
+        import pytest
+        from emx_helper import FACTOR
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_helper():
+            assert FACTOR == 2
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_body():
+            assert 1 + 1 == 2
+        """
+    )
+    bytecode_matrix.run("test_edited.py").assert_outcomes(passed=2)
+    bytecode_matrix.run("test_edited.py").assert_outcomes(passed=2)  # the bytecode, were it written, is there now
+    rewrite_keeping_size_and_time(helper, "FACTOR = 2", "FACTOR = 7")
+    rewrite_keeping_size_and_time(tests, "1 + 1 == 2", "1 + 1 == 3")
+    result = bytecode_matrix.run("test_edited.py")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random(["*assert 7 == 2*", "*assert (1 + 1) == 3*"])
+    # an imported module's bytecode is not even written (pytest's own for the test module is, and never read)
+    assert not list((bytecode_matrix.cache / "pycache").rglob("emx_helper.*.pyc"))
