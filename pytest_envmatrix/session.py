@@ -235,7 +235,12 @@ class EnvMatrixSession:
         ``--fixtures-per-test``), where collection is xdist's, where the
         module is imported anyway (``--doctest-modules``), nor under ``--lf``,
         which collects a module's failed tests only: a record made then would
-        lack the others once the failures are fixed.
+        lack the others once the failures are fixed. Nor under ``-k`` or
+        ``-m``, which select on the items' keywords and markers: a marker
+        can come from what no digest covers (a data file, an environment
+        variable), and the children, which check the record, see only their
+        own environment's markers, so a stale one would select the wrong
+        tests, unseen.
         """
         option = self.config.option
         return (
@@ -246,6 +251,8 @@ class EnvMatrixSession:
             and not getattr(option, "show_fixtures_per_test", False)
             and not getattr(option, "doctestmodules", False)
             and not getattr(option, "lf", False)
+            and not getattr(option, "keyword", "")
+            and not getattr(option, "markexpr", "")
             and not is_worker(self.config)
             and not distributes(self.config)
         )

@@ -92,12 +92,15 @@ def test_a_warm_run_does_not_import_a_module_whose_tests_are_all_matrix_items(fr
         (("-m", "not slow"), ["test_version[emx_demo-1.0]", "test_version[emx_demo-2.0]"]),
     ],
 )
-def test_k_and_m_select_among_items_made_from_a_record(fresh_matrix, module, args, selected):
+def test_k_and_m_select_on_the_modules_as_they_are_now(fresh_matrix, module, args, selected):
+    """``-k`` and ``-m`` select on keywords and markers, which a record could hold stale: the module is imported."""
     module()
+    fresh_matrix.run("-v").assert_outcomes(passed=4)
+    assert module.parent_imported()
     fresh_matrix.run("-v", *args).assert_outcomes(passed=len(selected))
     assert module.parent_imported()
     again = fresh_matrix.run("-v", *args)
-    assert not module.parent_imported()
+    assert module.parent_imported()
     again.assert_outcomes(passed=len(selected))
     passed = sorted(line.split("::")[1].split(" ")[0] for line in again.outlines if " PASSED" in line)
     assert passed == sorted(selected)
@@ -244,10 +247,10 @@ class TestDemo:
         assert emx_demo.__version__ == envmatrix_combination["emx_demo"]
 """
     )
-    first = fresh_matrix.run("-v", "-k", "TestDemo or times")
+    first = fresh_matrix.run("-v")
     first.assert_outcomes(passed=6)
     assert module.parent_imported()
-    again = fresh_matrix.run("-v", "-k", "TestDemo or times")
+    again = fresh_matrix.run("-v")
     assert not module.parent_imported()
     again.assert_outcomes(passed=6)
     assert sorted(line.split(" ")[0] for line in again.outlines if " PASSED" in line) == sorted(
@@ -302,3 +305,30 @@ def test_a_warm_run_shows_the_collection_warnings_the_module_raises(fresh_matrix
             "*PytestUnknownMarkWarning: Unknown pytest.mark.slow*",
         ]
     )
+
+
+def test_a_marker_no_digest_covers_selects_as_it_is_now(fresh_matrix, module, monkeypatch):
+    """A marker from an environment variable (or a data file): no digest sees it change. ``-m`` does not use
+    the record, so it selects as plain pytest would: the test that became slow is left out, and the one that
+    no longer is runs, and fails."""
+    monkeypatch.setenv("EMX_SLOW", "test_a")
+    fresh_matrix.pytester.makeini("[pytest]\nmarkers = slow: slow tests")
+    module(
+        "import os\n"
+        "import pytest\n\n"
+        "pytestmark = pytest.mark.envmatrix(emx_demo=['1.0', '2.0'])\n\n"
+        "def slow_if_listed(function):\n"
+        "    return pytest.mark.slow(function) if function.__name__ == os.environ['EMX_SLOW'] else function\n\n"
+        "@slow_if_listed\n"
+        "def test_a():\n"
+        "    assert False, 'test_a ran'\n\n"
+        "@slow_if_listed\n"
+        "def test_b():\n"
+        "    pass\n"
+    )
+    fresh_matrix.run("-m", "not slow").assert_outcomes(passed=2, deselected=2)
+    fresh_matrix.run("-m", "not slow").assert_outcomes(passed=2, deselected=2)
+    monkeypatch.setenv("EMX_SLOW", "test_b")
+    result = fresh_matrix.run("-m", "not slow", "-v")
+    result.assert_outcomes(failed=2, deselected=2)
+    result.stdout.fnmatch_lines_random(["*test_a[[]emx_demo-1.0[]] FAILED*", "*test_a[[]emx_demo-2.0[]] FAILED*"])
