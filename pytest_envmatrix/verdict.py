@@ -119,9 +119,13 @@ def _missing_report(nodeid: str, item: pytest.Item, outcome: ChildOutcome, conte
             f"envmatrix: {nodeid.split('::', 1)[0]} no longer collects as the last run recorded it ({stale}); this run "
             f"made its tests from that record, so it did not run them in {label}. The record is dropped: run again"
         ))
+    module = nodeid.split("::", 1)[0]
+    reason = _skipped_at_collection(outcome, module)
+    if reason is not None and not outcome.timed_out:
+        return skipped(item, reason)  # the module skipped itself in this combination, as plain pytest shows it
     if outcome.timed_out:
         why = f"timed out after {context.timeout:g} s in {label}, before this test started"
-    elif outcome.collect_errors:
+    elif any(_covers(report.nodeid, module) for report in outcome.collect_errors):
         why = f"the child pytest in {label} could not collect this test"
     elif outcome.collected is not None and nodeid not in outcome.collected:
         why = f"the child pytest in {label} did not find this test"
@@ -161,6 +165,21 @@ def _status_words(status: int | None) -> str:
         return f"{status}: {pytest.ExitCode(status).name}"
     except ValueError:
         return str(status)
+
+
+def _covers(collector: str, module: str) -> bool:
+    """Whether a collection report of ``collector`` (the session's, a folder's or the module's own) is about ``module``."""
+    return not collector or collector == module or module.startswith(collector.rstrip("/") + "/")
+
+
+def _skipped_at_collection(outcome: ChildOutcome, module: str) -> str | None:
+    """The reason ``module`` (or a folder above it) skipped itself while the child collected it, if it did."""
+    for report in outcome.collect_skips:
+        if report.nodeid and _covers(report.nodeid, module):
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+            return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    return None
 
 
 def _explain(head: str, outcome: ChildOutcome) -> str:

@@ -272,6 +272,49 @@ def test_pytest_exit_in_a_child_is_not_called_an_earlier_failure(matrix):
     )
 
 
+def test_a_module_that_skips_itself_in_one_combination_is_skipped_there(matrix):
+    """As plain pytest shows a module-level skip; another module that cannot be collected there is its own error."""
+    version = """
+        try:
+            from emx_demo import __version__ as VERSION
+        except ImportError:  # the parent, which collects the module, has no emx_demo
+            VERSION = None
+        """
+    matrix.pytester.makepyfile(
+        test_skips=version + """
+        import pytest
+
+        if VERSION == "1.0":
+            pytest.skip("needs emx_demo 2", allow_module_level=True)
+
+        @pytest.mark.envmatrix(emx_demo=["1.0", "2.0"])
+        def test_two():
+            import emx_demo
+            assert emx_demo.answer() == 2
+        """,
+        test_broken=version + """
+        import pytest
+
+        @pytest.mark.envmatrix(emx_demo=["1.0"])
+        def test_imports():
+            pass
+
+        if VERSION == "1.0":
+            raise ImportError("emx_demo 1.0 lacks this")
+        """,
+    )
+    result = matrix.run("-v", "-rs", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, skipped=1, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_skips.py::test_two[[]emx_demo-1.0[]] SKIPPED*",
+            "*test_skips.py::test_two[[]emx_demo-2.0[]] PASSED*",
+            "*test_broken.py::test_imports[[]emx_demo-1.0[]] ERROR*",
+            "SKIPPED [[]1[]] test_skips.py:*: needs emx_demo 2",
+        ]
+    )
+
+
 def test_maxfail_in_the_child_skips_the_rest_and_says_so(matrix):
     matrix.pytester.makepyfile(
         """
