@@ -52,7 +52,7 @@ class ChildOutcome:
     collect_skips: list = field(default_factory=list)  # a suite child's skipped CollectReports (module-level skips)
     forked: dict = field(default_factory=dict)  # pid of a forked copy that ran pytest on → [(nodeid, outcome)]
     collect_errors: list = field(default_factory=list)  # failed CollectReports
-    collect_warnings: list = field(default_factory=list)  # a suite child's collection warnings (WarningMessages)
+    collect_warnings: list = field(default_factory=list)  # collection warnings of a suite child, or of modules made from records
     collected: list[str] | None = None  # node ids the child selected; None if it never got there
     exitstatus: int | None = None  # pytest's exit status; None if the child died first
     returncode: int | None = None
